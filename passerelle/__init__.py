@@ -1,0 +1,40 @@
+"""An async integration hub for French municipalities, wire-compatible with Publik's Passerelle.
+
+The public surface for connector authors::
+
+    from passerelle import Connector, endpoint, periodic, Param, Context, PUBLIC, APIError
+"""
+
+from passerelle.connectors import PUBLIC, Connector, Context, EmptyConfig, InstanceInfo, endpoint, periodic
+from passerelle.envelope import (
+    APIError,
+    HubError,
+    NotFound,
+    PermissionDenied,
+    Result,
+    UpstreamError,
+    UpstreamUnavailable,
+    WrongParameter,
+)
+from passerelle.parameters import Param
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PUBLIC",
+    "APIError",
+    "Connector",
+    "Context",
+    "EmptyConfig",
+    "HubError",
+    "InstanceInfo",
+    "NotFound",
+    "Param",
+    "PermissionDenied",
+    "Result",
+    "UpstreamError",
+    "UpstreamUnavailable",
+    "WrongParameter",
+    "endpoint",
+    "periodic",
+]

@@ -1,0 +1,72 @@
+"""create_app(settings) -> aiohttp Application. Wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from passerelle import admin, docpage, openapi, pages
+from passerelle.connectors import Connector
+from passerelle.dispatch import EndpointHandler
+from passerelle.hub import HUB, Hub
+from passerelle.instances import InstanceRegistry, watching
+from passerelle.middleware import envelope_middleware
+from passerelle.plugins import discover_types
+from passerelle.settings import Settings
+from passerelle.storage import make_engine, make_sessionmaker
+from passerelle.storage.migrate import head_revision, is_up_to_date, upgrade
+
+
+class DatabaseNotMigrated(RuntimeError):
+    """The database schema is older than this version of the hub."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    types: dict[str, type[Connector]] | None = None,
+    engine: AsyncEngine | None = None,
+) -> web.Application:
+    """Build the application; the database is checked and instances loaded on startup."""
+    if types is None:
+        types = discover_types(settings.load_plugins)
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.resolved_database_url)
+    sessionmaker = make_sessionmaker(engine)
+    hub = Hub(settings, engine, sessionmaker, InstanceRegistry(settings, types, sessionmaker), owns_engine)
+
+    app = web.Application(middlewares=[envelope_middleware], client_max_size=settings.max_body_size)
+    app[HUB] = hub
+    app.cleanup_ctx.append(_lifecycle)
+
+    app.router.add_get("/", pages.index, name="index")
+    app.router.add_get("/health", pages.health, name="health")
+    app.router.add_get("/openapi.json", openapi.handler, name="openapi")
+    admin.setup_routes(app)
+    app.router.add_get("/{type}/{slug}/", docpage.handler, name="instance-doc")
+    app.router.add_get("/{type}/{slug}", docpage.redirect)
+    app.router.add_route(
+        "*", "/{type}/{slug}/{endpoint}{rest:.*}", EndpointHandler(hub.registry).handle, name="endpoint"
+    )
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB]
+    settings = hub.settings
+    if not await is_up_to_date(hub.engine):
+        if settings.should_auto_migrate:
+            await upgrade(hub.engine)
+        else:
+            raise DatabaseNotMigrated(
+                f"the database is not at the schema this hub needs (revision {head_revision()}); "
+                "run `passerelle migrate` first"
+            )
+    await hub.registry.reload(force=True)
+    async with watching(hub.registry):
+        yield
+    await hub.registry.close()
+    if hub.owns_engine:
+        await hub.engine.dispose()

@@ -1,0 +1,1 @@
+"""Who may call what: API users, their keys and their rights on instances."""

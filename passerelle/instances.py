@@ -1,0 +1,201 @@
+"""The in-memory copy of instances, API users and access rights.
+
+Requests never query the database for configuration: they read this registry.
+Every change through the admin API, the CLI or an import bumps a version row in
+the same transaction; each hub process polls that one row every
+``config_refresh_interval`` seconds and reloads when it moved. Only instances whose
+row changed are rebuilt (their connector's ``close()`` then ``start()`` run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from passerelle.connectors import Connector, InstanceInfo
+from passerelle.envelope import APIError, NotFound
+from passerelle.settings import Settings
+from passerelle.storage.database import read_config_version
+from passerelle.storage.models import ApiUser, ConnectorInstance
+
+logger = structlog.get_logger("passerelle.instances")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An API user as the access check needs it."""
+
+    username: str
+    keytype: str
+    key: str = field(repr=False)
+    networks: tuple[Network, ...] = ()
+
+    def allows_ip(self, remote: str | None) -> bool:
+        if not self.networks:
+            return True
+        if remote is None:
+            return False
+        try:
+            address = ipaddress.ip_address(remote)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip())
+
+
+class InstanceRegistry:
+    def __init__(
+        self,
+        settings: Settings,
+        types: dict[str, type[Connector]],
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self.settings = settings
+        self.types = types
+        self.sessionmaker = sessionmaker
+        self.version = -1
+        self.connectors: dict[tuple[str, str], Connector] = {}
+        self.broken: dict[tuple[str, str], str] = {}
+        self.rights: dict[int, dict[str, tuple[Caller, ...]]] = {}
+        self.callers: dict[str, Caller] = {}
+        self._fingerprints: dict[tuple[str, str], Any] = {}
+        self._lock = asyncio.Lock()
+
+    def lookup(self, type_slug: str, slug: str) -> Connector:
+        connector = self.connectors.get((type_slug, slug))
+        if connector is not None:
+            return connector
+        if (type_slug, slug) in self.broken:
+            raise APIError(
+                f"connector instance {type_slug}/{slug} is not available: its configuration is invalid "
+                "(see /manage/api/instances/ for the reason)",
+                http_status=503,
+            )
+        if type_slug not in self.types:
+            raise NotFound(f"unknown connector type '{type_slug}'")
+        raise NotFound(f"no {type_slug} instance named '{slug}'")
+
+    def instances_of(self, type_slug: str) -> list[Connector]:
+        return [c for (t, _), c in sorted(self.connectors.items()) if t == type_slug]
+
+    def all(self) -> list[Connector]:
+        return [c for _, c in sorted(self.connectors.items())]
+
+    async def reload(self, *, force: bool = False) -> bool:
+        """Reload from the database if the version moved; True when something was reloaded."""
+        async with self._lock:
+            async with self.sessionmaker() as session:
+                version = await read_config_version(session)
+                if version == self.version and not force:
+                    return False
+                rows = (await session.scalars(select(ConnectorInstance))).all()
+                users = (await session.scalars(select(ApiUser))).all()
+            await self._apply(rows, users)
+            self.version = version
+            return True
+
+    async def _apply(self, rows: Any, users: Any) -> None:
+        callers = {}
+        for user in users:
+            try:
+                networks = parse_networks(user.ipsource or "")
+            except ValueError:
+                logger.error("invalid IP allow-list, the API user is refused", apiuser=user.username)
+                continue
+            callers[user.username] = Caller(user.username, user.keytype or "", user.key or "", networks)
+
+        seen: set[tuple[str, str]] = set()
+        rights: dict[int, dict[str, tuple[Caller, ...]]] = {}
+        broken: dict[tuple[str, str], str] = {}
+        for row in rows:
+            key = (row.type, row.slug)
+            seen.add(key)
+            per_perm: dict[str, list[Caller]] = {}
+            for right in row.access:
+                caller = callers.get(right.apiuser.username)
+                if caller is not None:
+                    per_perm.setdefault(right.codename, []).append(caller)
+            rights[row.id] = {perm: tuple(c) for perm, c in per_perm.items()}
+
+            cls = self.types.get(row.type)
+            if cls is None:
+                broken[key] = f"connector type '{row.type}' is not installed"
+                await self._drop(key)
+                continue
+            fingerprint = (row.id, row.title, row.description, repr(sorted(row.config.items())))
+            if self._fingerprints.get(key) == fingerprint and key in self.connectors:
+                continue
+            try:
+                config = cls.Config.model_validate(row.config)
+            except ValidationError as exc:
+                broken[key] = "invalid configuration: " + "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+                )
+                await self._drop(key)
+                continue
+            info = InstanceInfo(row.id, row.type, row.slug, row.title, row.description or "")
+            connector = cls(info, config, self.settings)
+            try:
+                await connector.start()
+            except Exception as exc:
+                logger.exception("connector instance failed to start", instance=f"{row.type}/{row.slug}")
+                broken[key] = f"failed to start: {type(exc).__name__}"
+                await self._drop(key)
+                continue
+            await self._drop(key)
+            self.connectors[key] = connector
+            self._fingerprints[key] = fingerprint
+        for key in list(self.connectors):
+            if key not in seen:
+                await self._drop(key)
+        self.callers = callers
+        self.rights = rights
+        self.broken = broken
+
+    async def _drop(self, key: tuple[str, str]) -> None:
+        connector = self.connectors.pop(key, None)
+        self._fingerprints.pop(key, None)
+        if connector is not None:
+            try:
+                await connector.close()
+            except Exception:
+                logger.exception("connector instance failed to close", instance=f"{key[0]}/{key[1]}")
+
+    async def watch(self) -> None:
+        """Poll the version row forever (cancelled when the app stops)."""
+        while True:
+            await asyncio.sleep(self.settings.config_refresh_interval)
+            try:
+                await self.reload()
+            except Exception:
+                # A database hiccup must not stop the watcher; the next poll retries.
+                logger.exception("configuration refresh failed")
+
+    async def close(self) -> None:
+        async with self._lock:
+            for key in list(self.connectors):
+                await self._drop(key)
+
+
+@contextlib.asynccontextmanager
+async def watching(registry: InstanceRegistry) -> Any:
+    task = asyncio.create_task(registry.watch())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

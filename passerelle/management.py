@@ -1,0 +1,255 @@
+"""Changes to instances, API users and rights, shared by the admin API, the CLI
+and imports. Every change validates first, writes in one transaction and bumps
+the configuration version so that every hub process reloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from passerelle.configfile import (
+    ApiUserEntry,
+    ConfigFileError,
+    InstanceEntry,
+    resolve_references,
+    secret_env_name,
+    validate_document,
+)
+from passerelle.connectors import PUBLIC, Connector, secret_fields
+from passerelle.instances import parse_networks
+from passerelle.storage.database import bump_config_version
+from passerelle.storage.models import AccessRight, ApiUser, ConnectorInstance
+
+SecretMode = Literal["env", "omit"]
+
+
+def stored_config(model: BaseModel) -> dict[str, Any]:
+    """What goes in the database: the validated values, secrets included."""
+    data = model.model_dump(mode="json", exclude_unset=True)
+    for name in secret_fields(type(model)):
+        value = getattr(model, name, None)
+        if isinstance(value, SecretStr) and name in data:
+            data[name] = value.get_secret_value()
+    return data
+
+
+def public_config(cls: type[Connector], config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The configuration without its secrets, and the names of the secrets that are set."""
+    secrets = secret_fields(cls.Config)
+    visible = {k: v for k, v in config.items() if k not in secrets}
+    return visible, [name for name in secrets if config.get(name)]
+
+
+def validate_config(cls: type[Connector], config: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        model = cls.Config.model_validate(config)
+    except ValidationError as exc:
+        problems = [
+            f"{where}, field 'config.{'.'.join(str(p) for p in e['loc'])}': {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigFileError("; ".join(problems)) from None
+    return stored_config(model)
+
+
+class Manager:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], types: dict[str, type[Connector]]) -> None:
+        self.sessionmaker = sessionmaker
+        self.types = types
+
+    def connector_type(self, type_slug: str, where: str) -> type[Connector]:
+        cls = self.types.get(type_slug)
+        if cls is None:
+            installed = ", ".join(sorted(self.types)) or "none"
+            raise ConfigFileError(f"{where}: unknown connector type '{type_slug}' (installed: {installed})")
+        return cls
+
+    # -- import / export -------------------------------------------------
+
+    async def import_document(self, data: dict[str, Any], *, base_dir: Path | None = None) -> dict[str, list[str]]:
+        """Create or update everything in the document, all or nothing."""
+        document = validate_document(data)
+        report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
+        async with self.sessionmaker() as session, session.begin():
+            users = {u.username: u for u in (await session.scalars(select(ApiUser))).all()}
+            for index, entry in enumerate(document.apiusers):
+                where = f"API user {entry.username!r} (#{index + 1})"
+                key = resolve_references(entry.key, base_dir=base_dir, where=f"{where}, field 'key'")
+                user = users.get(entry.username)
+                label = f"apiuser {entry.username}"
+                if user is None:
+                    user = ApiUser(username=entry.username)
+                    session.add(user)
+                    users[entry.username] = user
+                    report["created"].append(label)
+                else:
+                    report["updated"].append(label)
+                self._fill_user(user, entry, key, where)
+
+            for index, entry in enumerate(document.instances):
+                where = f"instance {entry.type}/{entry.slug} (#{index + 1})"
+                row, created = await self._upsert_instance(session, entry, where, base_dir)
+                if "access" in entry.model_fields_set:
+                    await self._replace_access(session, row, entry, users, where)
+                report["created" if created else "updated"].append(f"instance {entry.type}/{entry.slug}")
+            await session.flush()
+            await bump_config_version(session)
+        return report
+
+    def _fill_user(self, user: ApiUser, entry: ApiUserEntry, key: Any, where: str) -> None:
+        user.fullname = entry.fullname
+        user.description = entry.description
+        user.keytype = entry.keytype
+        user.ipsource = entry.ipsource
+        if key is not None:
+            user.key = str(key)
+        if entry.keytype != "" and not user.key:
+            raise ConfigFileError(f"{where}, field 'key': a key is required for keytype {entry.keytype!r}")
+        try:
+            parse_networks(entry.ipsource)
+        except ValueError as exc:
+            raise ConfigFileError(f"{where}, field 'ipsource': {exc}") from None
+
+    async def _upsert_instance(
+        self, session: AsyncSession, entry: InstanceEntry, where: str, base_dir: Path | None
+    ) -> tuple[ConnectorInstance, bool]:
+        cls = self.connector_type(entry.type, where)
+        row = await session.scalar(
+            select(ConnectorInstance).where(ConnectorInstance.type == entry.type, ConnectorInstance.slug == entry.slug)
+        )
+        config = resolve_references(entry.config, base_dir=base_dir, where=f"{where}, field 'config'")
+        if row is not None:
+            # A secret left out of the document (exported without secrets) keeps its stored value.
+            for name in secret_fields(cls.Config):
+                if name not in config and name in row.config:
+                    config[name] = row.config[name]
+        stored = validate_config(cls, config, where)
+        created = row is None
+        if row is None:
+            row = ConnectorInstance(type=entry.type, slug=entry.slug, access=[])
+            session.add(row)
+        row.title = entry.title
+        row.description = entry.description
+        row.config = stored
+        return row, created
+
+    async def _replace_access(
+        self,
+        session: AsyncSession,
+        row: ConnectorInstance,
+        entry: InstanceEntry,
+        users: dict[str, ApiUser],
+        where: str,
+    ) -> None:
+        cls = self.types[entry.type]
+        known_perms = set(cls.permissions()) | {"can_access"}
+        wanted: list[tuple[ApiUser, str]] = []
+        for index, access in enumerate(entry.access):
+            user = users.get(access.apiuser)
+            if user is None:
+                raise ConfigFileError(f"{where}, field 'access.{index}.apiuser': unknown API user {access.apiuser!r}")
+            if access.perm == PUBLIC or access.perm not in known_perms:
+                raise ConfigFileError(
+                    f"{where}, field 'access.{index}.perm': unknown permission {access.perm!r} "
+                    f"(this type uses: {', '.join(sorted(known_perms))})"
+                )
+            if (user, access.perm) not in wanted:
+                wanted.append((user, access.perm))
+        if row.id is not None:
+            await session.execute(delete(AccessRight).where(AccessRight.instance_id == row.id))
+        await session.flush()
+        for user, perm in wanted:
+            session.add(AccessRight(apiuser=user, instance=row, codename=perm))
+
+    async def export_document(self, *, secrets: SecretMode = "env") -> dict[str, Any]:
+        async with self.sessionmaker() as session:
+            users = (await session.scalars(select(ApiUser).order_by(ApiUser.username))).all()
+            rows = (
+                await session.scalars(
+                    select(ConnectorInstance).order_by(ConnectorInstance.type, ConnectorInstance.slug)
+                )
+            ).all()
+        apiusers = []
+        for user in users:
+            item: dict[str, Any] = {
+                "username": user.username,
+                "fullname": user.fullname,
+                "description": user.description,
+                "keytype": user.keytype,
+                "ipsource": user.ipsource,
+            }
+            if user.key and secrets == "env":
+                item["key"] = {"$env": secret_env_name("apiuser", user.username, "key")}
+            apiusers.append(item)
+        instances = []
+        for row in rows:
+            instances.append(self.export_instance(row, secrets))
+        return {"apiusers": apiusers, "instances": instances}
+
+    def export_instance(self, row: ConnectorInstance, secrets: SecretMode) -> dict[str, Any]:
+        cls = self.types.get(row.type)
+        if cls is None:
+            # The type is not installed here: nothing tells which fields are secret,
+            # so no field is exported rather than risk one in clear.
+            config: dict[str, Any] = {}
+        else:
+            config, set_secrets = public_config(cls, row.config)
+            if secrets == "env":
+                for name in set_secrets:
+                    config[name] = {"$env": secret_env_name(row.type, row.slug, name)}
+        return {
+            "type": row.type,
+            "slug": row.slug,
+            "title": row.title,
+            "description": row.description,
+            "config": config,
+            "access": sorted(
+                ({"apiuser": a.apiuser.username, "perm": a.codename} for a in row.access),
+                key=lambda a: (a["apiuser"], a["perm"]),
+            ),
+        }
+
+    # -- single changes (admin API, CLI) --------------------------------------
+
+    async def get_instance(self, type_slug: str, slug: str) -> ConnectorInstance | None:
+        async with self.sessionmaker() as session:
+            return await session.scalar(
+                select(ConnectorInstance).where(ConnectorInstance.type == type_slug, ConnectorInstance.slug == slug)
+            )
+
+    async def list_instances(self) -> list[ConnectorInstance]:
+        async with self.sessionmaker() as session:
+            statement = select(ConnectorInstance).order_by(ConnectorInstance.type, ConnectorInstance.slug)
+            return list((await session.scalars(statement)).all())
+
+    async def save_instance(self, entry: InstanceEntry) -> bool:
+        """Create or update one instance; True when it was created."""
+        data: dict[str, Any] = {"instances": [entry.model_dump(exclude_unset=True)]}
+        report = await self.import_document(data)
+        return bool(report["created"])
+
+    async def delete_instance(self, type_slug: str, slug: str) -> bool:
+        async with self.sessionmaker() as session, session.begin():
+            result = await session.execute(
+                delete(ConnectorInstance).where(ConnectorInstance.type == type_slug, ConnectorInstance.slug == slug)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                await bump_config_version(session)
+                return True
+            return False
+
+    async def list_apiusers(self) -> list[ApiUser]:
+        async with self.sessionmaker() as session:
+            return list((await session.scalars(select(ApiUser).order_by(ApiUser.username))).all())
+
+    async def delete_apiuser(self, username: str) -> bool:
+        async with self.sessionmaker() as session, session.begin():
+            result = await session.execute(delete(ApiUser).where(ApiUser.username == username))
+            if result.rowcount:  # type: ignore[attr-defined]
+                await bump_config_version(session)
+                return True
+            return False

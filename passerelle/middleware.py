@@ -1,0 +1,59 @@
+"""The one middleware: request id, and every failure rendered as the envelope.
+
+HubErrors become their envelope; aiohttp's own HTTP errors (unknown route, body
+too large…) are translated to the matching envelope; anything else is a 500
+envelope carrying only the request id, with the traceback in the logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from passerelle.envelope import (
+    HubError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    RequestError,
+    error_envelope,
+)
+from passerelle.requestid import REQUEST_ID_HEADER, assign_request_id
+
+logger = structlog.get_logger("passerelle.http.server")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def translate_http_exception(exc: web.HTTPException) -> HubError:
+    if exc.status == 404:
+        return NotFound("not found")
+    if exc.status == 405:
+        allowed = sorted(getattr(exc, "allowed_methods", ()) or ())
+        return MethodNotAllowed(f"method not allowed, use {', '.join(allowed)}", allowed=allowed)
+    if exc.status == 413:
+        return RequestError("request body too large", http_status=413)
+    if 400 <= exc.status < 500:
+        return RequestError(exc.reason, http_status=exc.status)
+    return InternalError(exc.reason, http_status=exc.status)
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = assign_request_id(request)
+    try:
+        response = await handler(request)
+    except HubError as error:
+        response = error_envelope(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects are answers, not errors
+            exc.headers[REQUEST_ID_HEADER] = rid
+            raise
+        response = error_envelope(translate_http_exception(exc))
+    except Exception:
+        logger.exception("unexpected error", method=request.method, path=request.path, request_id=rid)
+        response = error_envelope(InternalError(f"internal error (request id {rid})"))
+    response.headers[REQUEST_ID_HEADER] = rid
+    return response

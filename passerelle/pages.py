@@ -1,0 +1,63 @@
+"""Small pages of the hub: the list of instances and the health check."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from sqlalchemy import text
+
+from passerelle.envelope import json_response
+from passerelle.hub import Hub, hub_of
+from passerelle.views import render_html, wants_html
+
+
+def instance_summaries(hub: Hub, base: str) -> list[dict[str, object]]:
+    summaries = []
+    for connector in hub.registry.all():
+        info = connector.instance
+        cls = type(connector)
+        summaries.append(
+            {
+                "type": info.type,
+                "slug": info.slug,
+                "title": info.title,
+                "description": info.description,
+                "category": cls.category,
+                "type_title": cls.title,
+                "url": f"{base}/{info.type}/{info.slug}/",
+            }
+        )
+    return summaries
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    hub = hub_of(request)
+    instances = instance_summaries(hub, hub.base_url(request))
+    if wants_html(request):
+        return render_html("index.html", instances=instances, broken=sorted(hub.registry.broken.items()))
+    return json_response({"err": 0, "data": instances})
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    """Liveness plus database reachability: 200 when both are fine, 503 otherwise."""
+    hub = hub_of(request)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(5):
+            async with hub.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        database = {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        healthy = True
+    except Exception as exc:
+        database = {"status": "error", "error": type(exc).__name__}
+        healthy = False
+    body = {
+        "status": "ok" if healthy else "error",
+        "database": database,
+        "instances": len(hub.registry.connectors),
+        "broken_instances": len(hub.registry.broken),
+        "config_version": hub.registry.version,
+    }
+    return json_response(body, status=200 if healthy else 503)

@@ -1,0 +1,65 @@
+"""Discovery of connector types through the ``passerelle.connectors`` entry points.
+
+Built-in types are found exactly like third-party ones: each is an entry point
+``<slug> = "package.module:Class"`` in its distribution's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+
+import structlog
+
+from passerelle.connectors import Connector
+
+ENTRY_POINT_GROUP = "passerelle.connectors"
+logger = structlog.get_logger("passerelle.plugins")
+
+
+class PluginError(Exception):
+    """A connector type cannot be loaded or is declared wrongly."""
+
+
+def check_connector_type(cls: object, origin: str) -> type[Connector]:
+    if not isinstance(cls, type) or not issubclass(cls, Connector):
+        raise PluginError(f"{origin}: {cls!r} is not a subclass of passerelle.connectors.Connector")
+    for attribute in ("slug", "title"):
+        if not isinstance(getattr(cls, attribute, None), str) or not getattr(cls, attribute):
+            raise PluginError(f"{origin}: connector type {cls.__qualname__} must set '{attribute}'")
+    if not cls.slug.replace("-", "").replace("_", "").isalnum() or cls.slug != cls.slug.lower():
+        raise PluginError(f"{origin}: slug {cls.slug!r} must be lower-case letters, digits, '-' or '_'")
+    return cls
+
+
+def register_types(types: Iterable[type[Connector]], origin: str = "code") -> dict[str, type[Connector]]:
+    registered: dict[str, type[Connector]] = {}
+    for cls in types:
+        check_connector_type(cls, origin)
+        if cls.slug in registered and registered[cls.slug] is not cls:
+            raise PluginError(
+                f"two connector types claim the slug {cls.slug!r}: "
+                f"{registered[cls.slug].__module__}.{registered[cls.slug].__qualname__} "
+                f"and {cls.__module__}.{cls.__qualname__}"
+            )
+        registered[cls.slug] = cls
+    return registered
+
+
+def discover_types(allow: list[str] | None = None) -> dict[str, type[Connector]]:
+    """Load every installed connector type (or only the slugs in ``allow``)."""
+    loaded: list[type[Connector]] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allow is not None and ep.name not in allow:
+            continue
+        origin = f"entry point {ep.name!r} ({ep.value})"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not take the hub down
+            logger.error("connector type failed to load", entry_point=ep.name, error=repr(exc))
+            continue
+        cls = check_connector_type(cls, origin)
+        if cls.slug != ep.name:
+            raise PluginError(f"{origin}: the entry point name must be the type slug {cls.slug!r}")
+        loaded.append(cls)
+    return dict(sorted(register_types(loaded, "entry points").items()))

@@ -1,0 +1,139 @@
+"""The one settings object of the hub.
+
+Values come, from highest to lowest priority, from ``PASSERELLE_*`` environment
+variables, then from a settings file (``--config FILE``, YAML or JSON, keys as
+below without the prefix), then from the defaults. Every field is documented so
+``passerelle settings`` (and the README) can list them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PASSERELLE_", extra="forbid", env_nested_delimiter="__")
+
+    data_dir: Path = Field(
+        Path("var"),
+        description="Directory for the SQLite database, uploaded files and indexes.",
+    )
+    database_url: str = Field(
+        "",
+        description=(
+            "SQLAlchemy URL of the database. Empty means SQLite in DATA_DIR/passerelle.sqlite3. "
+            "PostgreSQL: postgresql://user:password@host/dbname (the asyncpg driver is chosen)."
+        ),
+    )
+    auto_migrate: bool | None = Field(
+        None,
+        description=(
+            "Apply database migrations when `serve` starts. Default: yes on SQLite, no elsewhere "
+            "(run `passerelle migrate` as a deployment step)."
+        ),
+    )
+    host: str = Field("127.0.0.1", description="Address `serve` listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `serve` listens on.")
+    base_url: str = Field(
+        "",
+        description="Public URL of the hub, used in documentation links. Empty: taken from each request.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key used to derive encryption keys for secrets at rest. Set it in production.",
+    )
+    admin_tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted by the admin API under /manage/api/ (comma-separated in the environment).",
+    )
+    config_refresh_interval: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between checks that another process changed instances or API users.",
+    )
+    load_plugins: list[str] | None = Field(
+        None,
+        description="Allow-list of connector type slugs to load (all installed types when unset).",
+    )
+    log_level: str = Field("INFO", description="Level of the structured logs on stdout.")
+    log_format: str = Field("json", description="`json` (one JSON object per line) or `console`.")
+    max_body_size: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes.")
+
+    @field_validator("admin_tokens", "load_plugins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_format(cls, value: str) -> str:
+        if value not in ("json", "console"):
+            raise ValueError("log_format must be 'json' or 'console'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over a settings file, which is passed as init values.
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            values.update(read_settings_file(Path(config_file)))
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The URL with an async driver, as SQLAlchemy's async engine needs."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'passerelle.sqlite3').resolve()}"
+        for prefix, replacement in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if url.startswith(prefix):
+                return replacement + url[len(prefix) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read settings file {path}: {exc.strerror}") from exc
+    try:
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(
+            f"settings file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+        ) from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"settings file {path} must hold a mapping of setting names to values")
+    return values

@@ -1,0 +1,1 @@
+"""Faithful simulators of upstream systems, for tests and the demo."""
