@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from multidict import MultiDictProxy
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from passerelle.http import HttpClient, HttpOptions
 from passerelle.parameters import ParamSpec, SignatureSpec, spec_from_signature
 
 if TYPE_CHECKING:
@@ -269,6 +270,18 @@ class Connector:
         self.instance = instance
         self.config = config
         self.settings = settings
+        self._http: HttpClient | None = None
+
+    @property
+    def http(self) -> HttpClient:
+        """This instance's outbound HTTP client (created on first use, closed with the instance)."""
+        if self._http is None:
+            self._http = HttpClient(f"{self.instance.type}/{self.instance.slug}", self.http_options())
+        return self._http
+
+    def http_options(self) -> HttpOptions:
+        """Override to derive timeouts or TLS options from the configuration."""
+        return HttpOptions()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.instance.type}/{self.instance.slug}>"

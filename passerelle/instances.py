@@ -169,10 +169,7 @@ class InstanceRegistry:
         connector = self.connectors.pop(key, None)
         self._fingerprints.pop(key, None)
         if connector is not None:
-            try:
-                await connector.close()
-            except Exception:
-                logger.exception("connector instance failed to close", instance=f"{key[0]}/{key[1]}")
+            await shutdown(connector)
 
     async def watch(self) -> None:
         """Poll the version row forever (cancelled when the app stops)."""
@@ -188,6 +185,16 @@ class InstanceRegistry:
         async with self._lock:
             for key in list(self.connectors):
                 await self._drop(key)
+
+
+async def shutdown(connector: Connector) -> None:
+    """Close a connector and the resources the hub gave it."""
+    try:
+        await connector.close()
+    except Exception:
+        logger.exception("connector instance failed to close", instance=repr(connector))
+    if connector._http is not None:
+        await connector._http.close()
 
 
 @contextlib.asynccontextmanager
