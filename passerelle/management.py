@@ -70,10 +70,15 @@ class Manager:
 
     # -- import / export -------------------------------------------------
 
-    async def import_document(self, data: dict[str, Any], *, base_dir: Path | None = None) -> dict[str, list[str]]:
-        """Create or update everything in the document, all or nothing."""
+    async def import_document(
+        self, data: dict[str, Any], *, base_dir: Path | None = None, dry_run: bool = False
+    ) -> dict[str, list[str]]:
+        """Create or update everything in the document, all or nothing.
+
+        With ``dry_run`` everything is checked against the database, then rolled back.
+        """
         document = validate_document(data)
-        report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
+        report: dict[str, list[str]] = {"created": [], "updated": []}
         async with self.sessionmaker() as session, session.begin():
             users = {u.username: u for u in (await session.scalars(select(ApiUser))).all()}
             for index, entry in enumerate(document.apiusers):
@@ -97,6 +102,9 @@ class Manager:
                     await self._replace_access(session, row, entry, users, where)
                 report["created" if created else "updated"].append(f"instance {entry.type}/{entry.slug}")
             await session.flush()
+            if dry_run:
+                await session.rollback()
+                return report
             await bump_config_version(session)
         return report
 
@@ -253,3 +261,29 @@ class Manager:
                 await bump_config_version(session)
                 return True
             return False
+
+
+def check_document(data: dict[str, Any], types: dict[str, type[Connector]], base_dir: Path | None = None) -> None:
+    """Check a document without a database: shape, types, configurations, references
+    between API users and access lists. Raises ConfigFileError naming what is wrong."""
+    document = validate_document(data)
+    usernames = {u.username for u in document.apiusers}
+    for index, entry in enumerate(document.instances):
+        where = f"instance {entry.type}/{entry.slug} (#{index + 1})"
+        cls = types.get(entry.type)
+        if cls is None:
+            installed = ", ".join(sorted(types)) or "none"
+            raise ConfigFileError(f"{where}: unknown connector type '{entry.type}' (installed: {installed})")
+        config = resolve_references(entry.config, base_dir=base_dir, where=f"{where}, field 'config'")
+        validate_config(cls, config, where)
+        perms = set(cls.permissions()) | {"can_access"}
+        for position, access in enumerate(entry.access):
+            if access.perm not in perms:
+                raise ConfigFileError(
+                    f"{where}, field 'access.{position}.perm': unknown permission {access.perm!r} "
+                    f"(this type uses: {', '.join(sorted(perms))})"
+                )
+            if usernames and access.apiuser not in usernames:
+                raise ConfigFileError(
+                    f"{where}, field 'access.{position}.apiuser': API user {access.apiuser!r} is not in the document"
+                )

@@ -1,7 +1,5 @@
-"""Admin JSON API under /manage/api/."""
+"""Admin JSON API under /manage/api/ (and later the admin web UI)."""
 
-from aiohttp import web
+from passerelle.admin.api import setup_routes
 
-
-def setup_routes(app: web.Application) -> None:
-    pass
+__all__ = ["setup_routes"]
