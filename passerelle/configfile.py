@@ -150,3 +150,18 @@ def dump_document(document: dict[str, Any], *, yaml_format: bool) -> str:
     if yaml_format:
         return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def resolve_document(data: dict[str, Any], *, base_dir: Path | None) -> dict[str, Any]:
+    """The document with every ``$env``/``$file`` reference replaced by its value;
+    errors name the instance or API user holding the reference."""
+    resolved = dict(data)
+    for section in ("apiusers", "instances"):
+        items = data.get(section)
+        if not isinstance(items, list):
+            continue
+        resolved[section] = [
+            resolve_references(item, base_dir=base_dir, where=locate(data, [section, index]))
+            for index, item in enumerate(items)
+        ]
+    return resolved

@@ -15,7 +15,7 @@ from passerelle.configfile import (
     ApiUserEntry,
     ConfigFileError,
     InstanceEntry,
-    resolve_references,
+    resolve_document,
     secret_env_name,
     validate_document,
 )
@@ -77,13 +77,12 @@ class Manager:
 
         With ``dry_run`` everything is checked against the database, then rolled back.
         """
-        document = validate_document(data)
+        document = validate_document(resolve_document(data, base_dir=base_dir))
         report: dict[str, list[str]] = {"created": [], "updated": []}
         async with self.sessionmaker() as session, session.begin():
             users = {u.username: u for u in (await session.scalars(select(ApiUser))).all()}
             for index, entry in enumerate(document.apiusers):
                 where = f"API user {entry.username!r} (#{index + 1})"
-                key = resolve_references(entry.key, base_dir=base_dir, where=f"{where}, field 'key'")
                 user = users.get(entry.username)
                 label = f"apiuser {entry.username}"
                 if user is None:
@@ -93,11 +92,11 @@ class Manager:
                     report["created"].append(label)
                 else:
                     report["updated"].append(label)
-                self._fill_user(user, entry, key, where)
+                self._fill_user(user, entry, entry.key, where)
 
             for index, entry in enumerate(document.instances):
                 where = f"instance {entry.type}/{entry.slug} (#{index + 1})"
-                row, created = await self._upsert_instance(session, entry, where, base_dir)
+                row, created = await self._upsert_instance(session, entry, where)
                 if "access" in entry.model_fields_set:
                     await self._replace_access(session, row, entry, users, where)
                 report["created" if created else "updated"].append(f"instance {entry.type}/{entry.slug}")
@@ -123,13 +122,13 @@ class Manager:
             raise ConfigFileError(f"{where}, field 'ipsource': {exc}") from None
 
     async def _upsert_instance(
-        self, session: AsyncSession, entry: InstanceEntry, where: str, base_dir: Path | None
+        self, session: AsyncSession, entry: InstanceEntry, where: str
     ) -> tuple[ConnectorInstance, bool]:
         cls = self.connector_type(entry.type, where)
         row = await session.scalar(
             select(ConnectorInstance).where(ConnectorInstance.type == entry.type, ConnectorInstance.slug == entry.slug)
         )
-        config = resolve_references(entry.config, base_dir=base_dir, where=f"{where}, field 'config'")
+        config = dict(entry.config)
         if row is not None:
             # A secret left out of the document (exported without secrets) keeps its stored value.
             for name in secret_fields(cls.Config):
@@ -266,7 +265,7 @@ class Manager:
 def check_document(data: dict[str, Any], types: dict[str, type[Connector]], base_dir: Path | None = None) -> None:
     """Check a document without a database: shape, types, configurations, references
     between API users and access lists. Raises ConfigFileError naming what is wrong."""
-    document = validate_document(data)
+    document = validate_document(resolve_document(data, base_dir=base_dir))
     usernames = {u.username for u in document.apiusers}
     for index, entry in enumerate(document.instances):
         where = f"instance {entry.type}/{entry.slug} (#{index + 1})"
@@ -274,8 +273,7 @@ def check_document(data: dict[str, Any], types: dict[str, type[Connector]], base
         if cls is None:
             installed = ", ".join(sorted(types)) or "none"
             raise ConfigFileError(f"{where}: unknown connector type '{entry.type}' (installed: {installed})")
-        config = resolve_references(entry.config, base_dir=base_dir, where=f"{where}, field 'config'")
-        validate_config(cls, config, where)
+        validate_config(cls, entry.config, where)
         perms = set(cls.permissions()) | {"can_access"}
         for position, access in enumerate(entry.access):
             if access.perm not in perms:

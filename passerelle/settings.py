@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         SecretStr(""),
         description="Key used to derive encryption keys for secrets at rest. Set it in production.",
     )
-    admin_tokens: list[SecretStr] = Field(
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Bearer tokens accepted by the admin API under /manage/api/ (comma-separated in the environment).",
     )
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between checks that another process changed instances or API users.",
     )
-    load_plugins: list[str] | None = Field(
+    load_plugins: Annotated[list[str] | None, NoDecode] = Field(
         None,
         description="Allow-list of connector type slugs to load (all installed types when unset).",
     )

@@ -1,0 +1,309 @@
+"""The ``passerelle`` command: serve, migrate, import/export, instances, types, check, docs.
+
+Settings come from ``PASSERELLE_*`` environment variables or ``--config FILE``.
+Errors are one line a person can act on, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from passerelle.configfile import ConfigFileError, dump_document, read_document
+from passerelle.settings import Settings
+
+
+class CliError(click.ClickException):
+    """An error shown as one line, exit status 1."""
+
+
+def load_settings(ctx: click.Context) -> Settings:
+    if "settings" not in ctx.obj:
+        try:
+            ctx.obj["settings"] = Settings.load(ctx.obj.get("config_file"))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+            )
+            raise CliError(f"invalid settings: {problems}") from None
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+def connector_types(settings: Settings) -> dict[str, Any]:
+    from passerelle.plugins import PluginError, discover_types
+
+    try:
+        return discover_types(settings.load_plugins)
+    except PluginError as exc:
+        raise CliError(str(exc)) from None
+
+
+async def _open_database(settings: Settings, *, migrate: bool) -> Any:
+    from passerelle.storage import make_engine
+    from passerelle.storage.migrate import head_revision, is_up_to_date, upgrade
+
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        up_to_date = await is_up_to_date(engine)
+    except Exception as exc:
+        await engine.dispose()
+        raise CliError(f"cannot reach the database: {type(exc).__name__}: {exc}") from None
+    if not up_to_date:
+        if migrate:
+            await upgrade(engine)
+        else:
+            await engine.dispose()
+            raise CliError(
+                f"the database is not migrated to this version (revision {head_revision()}): run `passerelle migrate`"
+            )
+    return engine
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def _with_manager(settings: Settings, action: Any, *, migrate: bool = False) -> Any:
+    from passerelle.management import Manager
+    from passerelle.storage import make_sessionmaker
+
+    engine = await _open_database(settings, migrate=migrate or settings.should_auto_migrate)
+    try:
+        return await action(Manager(make_sessionmaker(engine), connector_types(settings)))
+    finally:
+        await engine.dispose()
+
+
+def split_instance(value: str) -> tuple[str, str]:
+    type_slug, sep, slug = value.strip("/").partition("/")
+    if not sep or not slug:
+        raise click.BadParameter("expected TYPE/SLUG, e.g. csvdatasource/musees")
+    return type_slug, slug
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file (YAML or JSON); PASSERELLE_* environment variables override it.",
+)
+@click.version_option(package_name="passerelle-hub")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None) -> None:
+    """Passerelle hub: one JSON API in front of a municipality's business applications."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_file"] = config_file
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: setting HOST, 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default: setting PORT, 8000).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the hub over HTTP."""
+    from aiohttp import web
+
+    from passerelle.app import create_app
+    from passerelle.logs import configure_logging
+
+    settings = load_settings(ctx)
+    configure_logging(settings.log_level, settings.log_format)
+    engine = run(_open_database(settings, migrate=settings.should_auto_migrate))
+    run(engine.dispose())
+    app = create_app(settings, types=connector_types(settings))
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    web.run_app(app, host=host, port=port, access_log=None, print=lambda _: None, shutdown_timeout=10)
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Bring the database schema up to date."""
+    from passerelle.storage.migrate import head_revision
+
+    settings = load_settings(ctx)
+
+    async def action() -> None:
+        engine = await _open_database(settings, migrate=True)
+        await engine.dispose()
+
+    run(action())
+    click.echo(f"database at revision {head_revision()}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check everything against the database, change nothing.")
+@click.pass_context
+def import_(ctx: click.Context, file: Path, dry_run: bool) -> None:
+    """Create or update API users and instances from FILE (JSON or YAML), all or nothing."""
+    settings = load_settings(ctx)
+    try:
+        document = read_document(file)
+    except ConfigFileError as exc:
+        raise CliError(str(exc)) from None
+
+    async def action(manager: Any) -> Any:
+        return await manager.import_document(document, base_dir=file.parent.resolve(), dry_run=dry_run)
+
+    try:
+        report = run(_with_manager(settings, action))
+    except ConfigFileError as exc:
+        raise CliError(f"{file}: {exc} (nothing was imported)") from None
+    prefix = "would be " if dry_run else ""
+    for what in ("created", "updated"):
+        for item in report[what]:
+            click.echo(f"{prefix}{what}: {item}")
+    if not dry_run:
+        click.echo(f"imported {file}")
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--secrets",
+    type=click.Choice(["env", "omit"]),
+    default="env",
+    show_default=True,
+    help='Write secrets as {"$env": VAR} references, or leave them out. Never in clear.',
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), help="Default: from FILE's extension, else JSON.")
+@click.pass_context
+def export(ctx: click.Context, file: Path | None, secrets: str, fmt: str | None) -> None:
+    """Write API users and instances to FILE (or standard output)."""
+    settings = load_settings(ctx)
+
+    async def action(manager: Any) -> Any:
+        return await manager.export_document(secrets=secrets)
+
+    document = run(_with_manager(settings, action))
+    yaml_format = fmt == "yaml" or (fmt is None and file is not None and file.suffix in (".yaml", ".yml"))
+    text = dump_document(document, yaml_format=yaml_format)
+    if file is None:
+        click.echo(text, nl=False)
+    else:
+        file.write_text(text, encoding="utf-8")
+        click.echo(f"exported {len(document['instances'])} instances and {len(document['apiusers'])} API users")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def check(ctx: click.Context, file: Path) -> None:
+    """Validate a configuration FILE without importing it (no database needed)."""
+    from passerelle.management import check_document
+
+    settings = load_settings(ctx)
+    try:
+        check_document(read_document(file), connector_types(settings), base_dir=file.parent.resolve())
+    except ConfigFileError as exc:
+        raise CliError(f"{file}: {exc}") from None
+    click.echo(f"{file}: valid")
+
+
+@main.group()
+def instances() -> None:
+    """List, show and delete connector instances."""
+
+
+@instances.command("list")
+@click.pass_context
+def instances_list(ctx: click.Context) -> None:
+    """List instances as TYPE/SLUG and title."""
+    settings = load_settings(ctx)
+
+    async def action(manager: Any) -> Any:
+        return await manager.list_instances()
+
+    rows = run(_with_manager(settings, action))
+    for row in rows:
+        click.echo(f"{row.type}/{row.slug}\t{row.title}")
+    if not rows:
+        click.echo("no instance", err=True)
+
+
+@instances.command("show")
+@click.argument("instance")
+@click.pass_context
+def instances_show(ctx: click.Context, instance: str) -> None:
+    """Show one instance (TYPE/SLUG) as JSON, without its secrets."""
+    settings = load_settings(ctx)
+    type_slug, slug = split_instance(instance)
+
+    async def action(manager: Any) -> Any:
+        row = await manager.get_instance(type_slug, slug)
+        return None if row is None else manager.export_instance(row, "env")
+
+    data = run(_with_manager(settings, action))
+    if data is None:
+        raise CliError(f"no {type_slug} instance named '{slug}'")
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@instances.command("delete")
+@click.argument("instance")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def instances_delete(ctx: click.Context, instance: str, yes: bool) -> None:
+    """Delete one instance (TYPE/SLUG) and its access rights."""
+    settings = load_settings(ctx)
+    type_slug, slug = split_instance(instance)
+    if not yes:
+        click.confirm(f"delete {type_slug}/{slug}?", abort=True)
+
+    async def action(manager: Any) -> Any:
+        return await manager.delete_instance(type_slug, slug)
+
+    if not run(_with_manager(settings, action)):
+        raise CliError(f"no {type_slug} instance named '{slug}'")
+    click.echo(f"deleted {type_slug}/{slug}")
+
+
+@main.command()
+@click.pass_context
+def types(ctx: click.Context) -> None:
+    """List installed connector types."""
+    for slug, cls in connector_types(load_settings(ctx)).items():
+        click.echo(f"{slug}\t{cls.title}\t({cls.__module__})")
+
+
+@main.command()
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def docs(ctx: click.Context, outdir: Path) -> None:
+    """Write a Markdown reference page per connector type into OUTDIR."""
+    from passerelle.docgen import render_index_markdown, render_type_markdown
+
+    found = connector_types(load_settings(ctx))
+    outdir.mkdir(parents=True, exist_ok=True)
+    for slug, cls in found.items():
+        (outdir / f"{slug}.reference.md").write_text(render_type_markdown(cls), encoding="utf-8")
+    (outdir / "README.md").write_text(render_index_markdown(found), encoding="utf-8")
+    click.echo(f"wrote {len(found)} connector reference pages to {outdir}")
+
+
+@main.command("settings")
+def settings_help() -> None:
+    """List the settings, their environment variables and defaults."""
+    for name, info in Settings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        if hasattr(default, "get_secret_value"):
+            default = "(secret)"
+        click.echo(f"PASSERELLE_{name.upper()}  (default: {default!s})\n    {info.description}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
