@@ -12,6 +12,7 @@ from passerelle.connectors import Connector
 from passerelle.dispatch import EndpointHandler
 from passerelle.hub import HUB, Hub
 from passerelle.instances import InstanceRegistry, watching
+from passerelle.jobs import PeriodicJobs
 from passerelle.middleware import envelope_middleware
 from passerelle.plugins import discover_types
 from passerelle.settings import Settings
@@ -64,9 +65,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 f"the database is not at the schema this hub needs (revision {head_revision()}); "
                 "run `passerelle migrate` first"
             )
+    jobs = PeriodicJobs() if settings.run_periodic_jobs else None
+    if jobs is not None:
+        hub.registry.listeners.append(jobs.sync)
+        jobs.start()
     await hub.registry.reload(force=True)
     async with watching(hub.registry):
         yield
+    if jobs is not None:
+        jobs.shutdown()
     await hub.registry.close()
     if hub.owns_engine:
         await hub.engine.dispose()

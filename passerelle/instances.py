@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,8 @@ class InstanceRegistry:
         self.callers: dict[str, Caller] = {}
         self._fingerprints: dict[tuple[str, str], Any] = {}
         self._lock = asyncio.Lock()
+        # Called with the live connectors after every reload (e.g. to reschedule periodic jobs).
+        self.listeners: list[Callable[[list[Connector]], None]] = []
 
     def lookup(self, type_slug: str, slug: str) -> Connector:
         connector = self.connectors.get((type_slug, slug))
@@ -105,6 +108,8 @@ class InstanceRegistry:
                 users = (await session.scalars(select(ApiUser))).all()
             await self._apply(rows, users)
             self.version = version
+            for listener in self.listeners:
+                listener(self.all())
             return True
 
     async def _apply(self, rows: Any, users: Any) -> None:

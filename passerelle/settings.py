@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         None,
         description="Allow-list of connector type slugs to load (all installed types when unset).",
     )
+    run_periodic_jobs: bool = Field(
+        True,
+        description="Run the connectors' periodic jobs (refreshes, imports) in this process.",
+    )
     log_level: str = Field("INFO", description="Level of the structured logs on stdout.")
     log_format: str = Field("json", description="`json` (one JSON object per line) or `console`.")
     max_body_size: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes.")
