@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlencode
+
 from aiohttp import web
 
 from passerelle.description import instance_description
@@ -13,11 +16,21 @@ from passerelle.views import render_html, wants_html
 async def handler(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
     connector = hub.registry.lookup(request.match_info["type"], request.match_info["slug"])
-    url = f"{hub.base_url(request)}/{connector.instance.type}/{connector.instance.slug}/"
+    base = hub.base_url(request)
+    info = connector.instance
+    url = f"{base}/{info.type}/{info.slug}/"
     description = instance_description(connector, url)
     if wants_html(request):
-        return render_html("instance.html", instance=description)
+        openapi_url = f"{base}/openapi.json?{urlencode({'instance': f'{info.type}/{info.slug}'})}"
+        return render_html(
+            "instance.html", instance=description, home_url=f"{base}/", openapi_url=openapi_url, pretty=pretty_json
+        )
     return json_response({"err": 0, "data": description})
+
+
+def pretty_json(value: object) -> str:
+    """JSON for people: indented, keys in declaration order (the template escapes it)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 async def redirect(request: web.Request) -> web.StreamResponse:

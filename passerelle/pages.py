@@ -34,9 +34,11 @@ def instance_summaries(hub: Hub, base: str) -> list[dict[str, object]]:
 
 async def index(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
-    instances = instance_summaries(hub, hub.base_url(request))
+    base = hub.base_url(request)
+    instances = instance_summaries(hub, base)
     if wants_html(request):
-        return render_html("index.html", instances=instances, broken=sorted(hub.registry.broken.items()))
+        broken = sorted(hub.registry.broken.items())
+        return render_html("index.html", instances=instances, broken=broken, home_url=f"{base}/")
     return json_response({"err": 0, "data": instances})
 
 
