@@ -127,26 +127,6 @@ class EndpointSpec:
     def is_public(self) -> bool:
         return self.perm == PUBLIC
 
-    def example_rest(self) -> str:
-        """The part of an example URL after the endpoint name."""
-        if self.pattern is None:
-            return ""
-        if self.example_pattern is not None:
-            values = {p.name: p.example if p.example is not None else p.name for p in self.path_params}
-            return self.example_pattern.format(**values)
-        return ""
-
-    def example_query(self) -> dict[str, str]:
-        query: dict[str, str] = {}
-        for param in self.query_params:
-            if param.example is None:
-                continue
-            value = param.example
-            if isinstance(value, bool):
-                value = "true" if value else "false"
-            query[param.query_name] = str(value)
-        return query
-
 
 def endpoint(
     func: F | None = None,

@@ -124,7 +124,9 @@ def build_param(name: str, annotation: Any, default: Any, *, in_path: bool = Fal
     if doc.description:
         json_schema["description"] = doc.description
     if doc.example is not None:
-        json_schema["examples"] = [doc.example]
+        # A repeated parameter's schema is an array: its example must be one too.
+        example = doc.example if not many or isinstance(doc.example, list) else [doc.example]
+        json_schema["examples"] = [example]
     return ParamSpec(
         name=name,
         query_name=doc.alias or name,

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passerelle.app import create_app
 from passerelle.connectors import Connector
-from passerelle.description import example_url, sorted_specs
+from passerelle.description import example_url, rest_template, sorted_specs
 from passerelle.envelope import HubError
 from passerelle.hub import HUB
 from passerelle.management import Manager
@@ -75,8 +75,10 @@ async def prepare_database(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
-def hub_database_url() -> str:
-    return "sqlite+aiosqlite:///:memory:"
+def hub_database_url(tmp_path: Path) -> str:
+    # A file, not :memory:, so that concurrent sessions (the registry's watcher and
+    # an import) have their own connections, as in production.
+    return f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}"
 
 
 @pytest.fixture
@@ -276,8 +278,8 @@ def check_declarations(cls: type[Connector]) -> list[str]:
                 problems.append(f"{label}: parameter '{param.query_name}' has no description")
             if param.example is None and param.required:
                 problems.append(f"{label}: required parameter '{param.query_name}' has no example value")
-        if spec.pattern is not None and spec.example_pattern is None:
-            problems.append(f"{label} has a pattern but no example_pattern")
+        if spec.pattern is not None and rest_template(spec) == "{rest}":
+            problems.append(f"{label} has a pattern that is not a plain path and no example_pattern")
         if spec.body_schema is not None:
             try:
                 jsonschema.Draft202012Validator.check_schema(spec.body_schema)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,8 @@ DATABASES = ["sqlite"] + (["postgresql"] if POSTGRESQL_URL else [])
 
 
 @pytest.fixture(params=DATABASES)
-def hub_database_url(request: pytest.FixtureRequest) -> str:
+def hub_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgresql":
         assert POSTGRESQL_URL is not None
         return POSTGRESQL_URL
-    return "sqlite+aiosqlite:///:memory:"
+    return f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}"
