@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from connectors.csvdatasource import CsvDataSource
-from passerelle.settings import Settings
 
 # Unsorted, mixed case and accents, one row without an id: the fixture every
 # data/ and query/ test reads. Sorted by folded text the ids are 3 7 2 4 5 1 6.
@@ -60,13 +59,3 @@ async def get_json(client: Any, url: str, status: int = 200) -> Any:
     payload = await response.json()
     assert response.status == status, payload
     return payload
-
-
-@pytest.fixture
-def hub_settings(hub_settings: Settings) -> Settings:
-    # The registry's watcher polls the database every config_refresh_interval. On
-    # in-memory SQLite every session shares one connection (StaticPool), so a poll
-    # that lands inside make_instance's import transaction ends it with a rollback
-    # and the instance vanishes (a core issue, reported). Tests here never need
-    # another process's changes, so the watcher is kept out of the way.
-    return hub_settings.model_copy(update={"config_refresh_interval": 3600.0})
