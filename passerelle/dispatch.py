@@ -84,7 +84,11 @@ def read_query(spec: EndpointSpec, query: Any) -> dict[str, Any]:
         unknown = [k for k in query if k not in known and k not in PUBLIK_PARAMETERS]
         if unknown:
             if spec.signature.accepts_extra:
+                taken = {p.name for p in spec.path_params} | {p.name for p in spec.query_params}
                 for key in unknown:
+                    if key in taken:
+                        # It would silently replace a path value or a declared argument.
+                        raise WrongParameter(f"parameter '{key}' cannot be given in the query string")
                     arguments.setdefault(key, query.get(key))
             else:
                 accepted = ", ".join(p.query_name for p in spec.query_params) or "none"

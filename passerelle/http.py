@@ -34,6 +34,7 @@ class HttpOptions:
     connect_timeout: float = 5.0
     total_timeout: float = 25.0  # under w.c.s.'s and Combo's 28 s
     max_connections: int = 50
+    max_response_size: int = 64 * 1024 * 1024  # a misconfigured URL must not fill the memory
     verify_tls: bool = True
     user_agent: str = "passerelle-hub"
 
@@ -94,7 +95,7 @@ class HttpClient:
         log = logger.bind(instance=self.name, method=method, url=redact_url(url))
         try:
             async with self.session().request(method, url, **kwargs) as response:
-                body = await response.read()
+                body = await self._read(response)
         except TimeoutError:
             log.warning("upstream timeout", duration_ms=_ms(started))
             raise UpstreamUnavailable(f"the application did not answer in {self.options.total_timeout:g} s") from None
@@ -108,6 +109,19 @@ class HttpClient:
         if response.status >= 500:
             raise UpstreamError(f"the application answered HTTP {response.status}")
         return Response(response.status, response.headers, body, str(response.url))
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.options.max_response_size
+        if response.content_length is not None and response.content_length > limit:
+            raise UpstreamError(f"the application's answer is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(f"the application's answer is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
         return await self.request("GET", url, **kwargs)

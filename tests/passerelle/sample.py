@@ -112,6 +112,10 @@ class Sample(Connector):
     async def anything(self, **kwargs: str) -> dict[str, str]:
         return kwargs
 
+    @endpoint(description="A path group plus free parameters.", pattern=r"^(?P<tag>[a-z]+)/$", example_pattern="{tag}/")
+    async def tagged(self, tag: Annotated[str, Param("A tag", example="news")], **kwargs: str) -> dict[str, str]:
+        return {"tag": tag, **kwargs}
+
     @periodic(seconds=3600, description="Refreshes nothing.")
     async def refresh(self) -> None:
         return None

@@ -173,3 +173,12 @@ async def test_jsonp_callback(hub_client, sample):
     # A callback that is not a plain identifier is ignored rather than reflected.
     response = await hub_client.get("/sample/demo/ping?callback=alert(1)//")
     assert response.content_type == "application/json"
+
+
+async def test_a_query_parameter_cannot_shadow_a_path_group(make_instance, hub_client):
+    await make_instance("sample", "demo")
+    response = await hub_client.get("/sample/demo/tagged/news/?lang=fr")
+    assert (await response.json())["data"] == {"tag": "news", "lang": "fr"}
+    response = await hub_client.get("/sample/demo/tagged/news/?tag=other")
+    assert response.status == 400
+    assert (await response.json())["err_desc"] == "parameter 'tag' cannot be given in the query string"
