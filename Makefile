@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 docs: install
-	$(BIN)/passerelle docs docs/connectors
+	$(BIN)/passerelle docs docs/reference --distribution passerelle-hub
 
 bench: install
 	$(BIN)/python bench/overhead/run.py

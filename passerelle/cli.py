@@ -282,15 +282,23 @@ def types(ctx: click.Context) -> None:
 
 @main.command()
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--distribution",
+    help="Only the types registered by this installed distribution (e.g. passerelle-hub for the built-in ones).",
+)
 @click.pass_context
-def docs(ctx: click.Context, outdir: Path) -> None:
+def docs(ctx: click.Context, outdir: Path, distribution: str | None) -> None:
     """Write a Markdown reference page per connector type into OUTDIR."""
-    from passerelle.docgen import render_index_markdown, render_type_markdown
+    from passerelle.docgen import markdown_filename, render_index_markdown, render_type_markdown
+    from passerelle.plugins import types_of_distribution
 
     found = connector_types(load_settings(ctx))
+    if distribution is not None:
+        wanted = types_of_distribution(distribution)
+        found = {slug: cls for slug, cls in found.items() if slug in wanted}
     outdir.mkdir(parents=True, exist_ok=True)
-    for slug, cls in found.items():
-        (outdir / f"{slug}.reference.md").write_text(render_type_markdown(cls), encoding="utf-8")
+    for cls in found.values():
+        (outdir / markdown_filename(cls)).write_text(render_type_markdown(cls), encoding="utf-8")
     (outdir / "README.md").write_text(render_index_markdown(found), encoding="utf-8")
     click.echo(f"wrote {len(found)} connector reference pages to {outdir}")
 

@@ -7,7 +7,7 @@ Built-in types are found exactly like third-party ones: each is an entry point
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, distribution, entry_points
 
 import structlog
 
@@ -63,3 +63,12 @@ def discover_types(allow: list[str] | None = None) -> dict[str, type[Connector]]
             raise PluginError(f"{origin}: the entry point name must be the type slug {cls.slug!r}")
         loaded.append(cls)
     return dict(sorted(register_types(loaded, "entry points").items()))
+
+
+def types_of_distribution(name: str) -> set[str]:
+    """Slugs of the connector types an installed distribution registers."""
+    try:
+        found = distribution(name)
+    except PackageNotFoundError:
+        raise PluginError(f"no installed distribution named {name!r}") from None
+    return {ep.name for ep in found.entry_points if ep.group == ENTRY_POINT_GROUP}
