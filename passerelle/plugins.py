@@ -6,6 +6,7 @@ Built-in types are found exactly like third-party ones: each is an entry point
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, distribution, entry_points
 
@@ -14,6 +15,7 @@ import structlog
 from passerelle.connectors import Connector
 
 ENTRY_POINT_GROUP = "passerelle.connectors"
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")  # a URL segment
 logger = structlog.get_logger("passerelle.plugins")
 
 
@@ -27,8 +29,8 @@ def check_connector_type(cls: object, origin: str) -> type[Connector]:
     for attribute in ("slug", "title"):
         if not isinstance(getattr(cls, attribute, None), str) or not getattr(cls, attribute):
             raise PluginError(f"{origin}: connector type {cls.__qualname__} must set '{attribute}'")
-    if not cls.slug.replace("-", "").replace("_", "").isalnum() or cls.slug != cls.slug.lower():
-        raise PluginError(f"{origin}: slug {cls.slug!r} must be lower-case letters, digits, '-' or '_'")
+    if not SLUG.match(cls.slug):
+        raise PluginError(f"{origin}: slug {cls.slug!r} must be lower-case ASCII letters, digits, '-' or '_'")
     return cls
 
 
@@ -47,21 +49,29 @@ def register_types(types: Iterable[type[Connector]], origin: str = "code") -> di
 
 
 def discover_types(allow: list[str] | None = None) -> dict[str, type[Connector]]:
-    """Load every installed connector type (or only the slugs in ``allow``)."""
+    """Load every installed connector type (or only the slugs in ``allow``).
+
+    A plugin that fails to import or is declared wrongly is logged and skipped: one
+    bad third-party upgrade must not take every other service down. Two types
+    claiming one slug stop the hub, since either could end up answering.
+    """
     loaded: list[type[Connector]] = []
+    found: set[str] = set()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.add(ep.name)
         if allow is not None and ep.name not in allow:
             continue
         origin = f"entry point {ep.name!r} ({ep.value})"
         try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin must not take the hub down
+            cls = check_connector_type(ep.load(), origin)
+            if cls.slug != ep.name:
+                raise PluginError(f"{origin}: the entry point name must be the type slug {cls.slug!r}")
+        except Exception as exc:
             logger.error("connector type failed to load", entry_point=ep.name, error=repr(exc))
             continue
-        cls = check_connector_type(cls, origin)
-        if cls.slug != ep.name:
-            raise PluginError(f"{origin}: the entry point name must be the type slug {cls.slug!r}")
         loaded.append(cls)
+    for name in sorted(set(allow or ()) - found):
+        logger.warning("no installed connector type has this slug", allowed=name)
     return dict(sorted(register_types(loaded, "entry points").items()))
 
 

@@ -187,6 +187,7 @@ class FakeUpstream:
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], list[Reply]] = {}
+        self._served: dict[tuple[str, str], int] = {}
         self.requests: list[RecordedRequest] = []
         self.server: TestServer | None = None
 
@@ -209,10 +210,13 @@ class FakeUpstream:
                 body,
             )
         )
-        replies = self.routes.get((request.method, request.path))
+        key = (request.method, request.path)
+        replies = self.routes.get(key)
         if not replies:
             return web.json_response({"error": "not scripted"}, status=404)
-        reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        served = self._served.get(key, 0)
+        self._served[key] = served + 1
+        reply = replies[min(served, len(replies) - 1)]
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.json is not None:
