@@ -44,6 +44,12 @@ def public_config(cls: type[Connector], config: dict[str, Any]) -> tuple[dict[st
     return visible, [name for name in secrets if config.get(name)]
 
 
+def access_list(row: ConnectorInstance) -> list[dict[str, str]]:
+    """An instance's rights as the import/export file writes them."""
+    rights = ({"apiuser": a.apiuser.username, "perm": a.codename} for a in row.access)
+    return sorted(rights, key=lambda a: (a["apiuser"], a["perm"]))
+
+
 def validate_config(cls: type[Connector], config: dict[str, Any], where: str) -> dict[str, Any]:
     try:
         model = cls.Config.model_validate(config)
@@ -214,10 +220,7 @@ class Manager:
             "title": row.title,
             "description": row.description,
             "config": config,
-            "access": sorted(
-                ({"apiuser": a.apiuser.username, "perm": a.codename} for a in row.access),
-                key=lambda a: (a["apiuser"], a["perm"]),
-            ),
+            "access": access_list(row),
         }
 
     # -- single changes (admin API, CLI) --------------------------------------

@@ -27,7 +27,7 @@ from passerelle.connectors import Connector
 from passerelle.description import type_description
 from passerelle.envelope import InvalidBody, NotFound, RequestError, WrongParameter, json_response
 from passerelle.hub import Hub, hub_of
-from passerelle.management import Manager, public_config
+from passerelle.management import Manager, access_list, public_config
 from passerelle.storage.models import ApiUser, ConnectorInstance
 
 PREFIX = "/manage/api"
@@ -80,10 +80,7 @@ def instance_view(hub: Hub, row: ConnectorInstance) -> dict[str, Any]:
         "description": row.description,
         "config": config,
         "secrets_set": secrets_set,
-        "access": sorted(
-            ({"apiuser": a.apiuser.username, "perm": a.codename} for a in row.access),
-            key=lambda a: (a["apiuser"], a["perm"]),
-        ),
+        "access": access_list(row),
         "status": status,
         "created": row.created,
         "updated": row.updated,
