@@ -35,7 +35,7 @@ async def run_periodic(connector: Connector, job: PeriodicJob) -> None:
     except Exception:
         log.exception("periodic job failed", duration_ms=round((time.perf_counter() - started) * 1000, 1))
         return
-    log.info("periodic job done", duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    log.debug("periodic job done", duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
 class PeriodicJobs:

@@ -34,3 +34,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # APScheduler narrates every run at INFO; our own job lines say what matters.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
