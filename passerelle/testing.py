@@ -69,7 +69,7 @@ async def prepare_database(engine: AsyncEngine) -> None:
     shared between tests; in-memory SQLite starts empty anyway)."""
     await upgrade(engine)
     if engine.dialect.name != "sqlite":
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)  # every table, new ones included
         async with engine.begin() as connection:
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 

@@ -58,7 +58,11 @@ class ApiUser(Base):
     fullname: Mapped[str] = mapped_column(String(200), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     keytype: Mapped[str] = mapped_column(String(10), default="")
-    key: Mapped[str] = mapped_column(String(256), default="")
+    # Stored encrypted (passerelle.secrets); the previous key stays valid until
+    # previous_key_expires so that a rotation needs no downtime.
+    key: Mapped[str] = mapped_column(String(1024), default="")
+    previous_key: Mapped[str] = mapped_column(String(1024), default="")
+    previous_key_expires: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     ipsource: Mapped[str] = mapped_column(String(512), default="")
 
     access: Mapped[list[AccessRight]] = relationship(back_populates="apiuser", cascade="all, delete-orphan")
@@ -87,3 +91,41 @@ class ConfigVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Nonce(Base):
+    """A Publik signature nonce already seen, kept until its timestamp window closes."""
+
+    __tablename__ = "signature_nonce"
+
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires: Mapped[datetime] = mapped_column(index=True)
+
+
+class Link(Base):
+    """A citizen's pseudonymous NameID linked to an account of a business application."""
+
+    __tablename__ = "link"
+    __table_args__ = (UniqueConstraint("instance_id", "name_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("connector_instance.id", ondelete="CASCADE"))
+    name_id: Mapped[str] = mapped_column(String(256), index=True)
+    external_id: Mapped[str] = mapped_column(String(256))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    last_verified: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkAudit(Base):
+    """Who linked, unlinked, verified or erased what, and when; never a secret."""
+
+    __tablename__ = "link_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    instance: Mapped[str] = mapped_column(String(201))  # "type/slug": kept after the instance is deleted
+    name_id: Mapped[str] = mapped_column(String(256), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(256), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
