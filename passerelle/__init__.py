@@ -3,6 +3,9 @@
 The public surface for connector authors::
 
     from passerelle import Connector, endpoint, periodic, Param, Context, PUBLIC, APIError
+
+and, for connectors linking a citizen's NameID to an account, ``LinkingConnector``
+and its ``NotLinked`` error.
 """
 
 from passerelle.connectors import PUBLIC, Connector, Context, EmptyConfig, InstanceInfo, endpoint, periodic
@@ -10,12 +13,14 @@ from passerelle.envelope import (
     APIError,
     HubError,
     NotFound,
+    NotLinked,
     PermissionDenied,
     Result,
     UpstreamError,
     UpstreamUnavailable,
     WrongParameter,
 )
+from passerelle.linking import LinkingConnector
 from passerelle.parameters import Param
 
 __version__ = "0.1.0"
@@ -28,7 +33,9 @@ __all__ = [
     "EmptyConfig",
     "HubError",
     "InstanceInfo",
+    "LinkingConnector",
     "NotFound",
+    "NotLinked",
     "Param",
     "PermissionDenied",
     "Result",

@@ -1,4 +1,4 @@
-"""The ``passerelle`` command: serve, migrate, import/export, instances, types, check, docs.
+"""The ``passerelle`` command: serve, migrate, import/export, instances, citizen, types, check, docs.
 
 Settings come from ``PASSERELLE_*`` environment variables or ``--config FILE``.
 Errors are one line a person can act on, never a traceback.
@@ -270,6 +270,72 @@ def instances_delete(ctx: click.Context, instance: str, yes: bool) -> None:
     if not run(_with_manager(settings, action)):
         raise CliError(f"no {type_slug} instance named '{slug}'")
     click.echo(f"deleted {type_slug}/{slug}")
+
+
+@main.group()
+def citizen() -> None:
+    """A citizen's rights of access and erasure, by NameID."""
+
+
+async def _with_citizens(settings: Settings, action: Any) -> Any:
+    from passerelle.citizens import Citizens
+    from passerelle.storage import make_sessionmaker
+
+    engine = await _open_database(settings, migrate=settings.should_auto_migrate)
+    try:
+        return await action(Citizens(make_sessionmaker(engine)))
+    finally:
+        await engine.dispose()
+
+
+def _require_name_id(name_id: str) -> str:
+    if not name_id.strip():
+        raise CliError("NAMEID is empty")
+    return name_id
+
+
+@citizen.command("show")
+@click.argument("name_id", metavar="NAMEID")
+@click.pass_context
+def citizen_show(ctx: click.Context, name_id: str) -> None:
+    """Show as JSON everything the hub holds about NAMEID, on every instance."""
+    from passerelle.envelope import dumps
+
+    settings = load_settings(ctx)
+    name_id = _require_name_id(name_id)
+
+    async def action(citizens: Any) -> Any:
+        return await citizens.show(name_id)
+
+    found = json.loads(dumps(run(_with_citizens(settings, action))))
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@citizen.command("erase")
+@click.argument("name_id", metavar="NAMEID")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def citizen_erase(ctx: click.Context, name_id: str, yes: bool) -> None:
+    """Erase everything the hub holds about NAMEID (the erasure is audited without it)."""
+    settings = load_settings(ctx)
+    name_id = _require_name_id(name_id)
+    if not yes:
+
+        async def count(citizens: Any) -> Any:
+            return await citizens.show(name_id)
+
+        found = run(_with_citizens(settings, count))
+        held = ", ".join(f"{len(v)} {k}" for k, v in found.items() if isinstance(v, list)) or "nothing listed"
+        click.confirm(f"erase everything about this NameID ({held})?", abort=True)
+
+    async def action(citizens: Any) -> Any:
+        return await citizens.erase(name_id, actor="cli")
+
+    erasure = run(_with_citizens(settings, action))
+    summary = ", ".join(f"{name}: {removed}" for name, removed in erasure.removed.items())
+    if not erasure.complete:
+        raise CliError(f"erasure incomplete: {', '.join(erasure.failed)} failed (removed {summary}); erase again")
+    click.echo(f"erased ({summary})")
 
 
 @main.command()

@@ -28,10 +28,12 @@ from multidict import MultiDictProxy
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from passerelle.http import HttpClient, HttpOptions
+from passerelle.links import Links
 from passerelle.parameters import ParamSpec, SignatureSpec, spec_from_signature
 
 if TYPE_CHECKING:
     from aiohttp import web
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from passerelle.settings import Settings
 
@@ -251,6 +253,10 @@ class Connector:
         self.config = config
         self.settings = settings
         self._http: HttpClient | None = None
+        # Given by the instance registry; connectors reach the database through
+        # the services below (``links``), not directly.
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._links: Links | None = None
 
     @property
     def http(self) -> HttpClient:
@@ -258,6 +264,16 @@ class Connector:
         if self._http is None:
             self._http = HttpClient(f"{self.instance.type}/{self.instance.slug}", self.http_options())
         return self._http
+
+    @property
+    def links(self) -> Links:
+        """This instance's NameID links (:mod:`passerelle.links`): ``link``, ``unlink``,
+        ``resolve`` (raises ``NotLinked``), ``list``, ``verify``."""
+        if self._links is None:
+            if self._sessionmaker is None:
+                raise RuntimeError(f"{self!r} has no database: only instances built by the hub have links")
+            self._links = Links(self._sessionmaker, self.instance)
+        return self._links
 
     def http_options(self) -> HttpOptions:
         """Override to derive timeouts or TLS options from the configuration."""

@@ -13,6 +13,7 @@ class; the HTTP status, ``err_class`` and the message follow from it::
 
     HubError                       (500) base class, never raised directly
     ├── APIError                   (200) business error; http_status= overrides
+    │   ├── NotLinked              (200) the NameID is linked to no account on this instance
     │   └── UpstreamError          (502) the business application failed or answered nonsense
     │       └── UpstreamUnavailable (503) the application is down or its breaker is open
     ├── RequestError               (400) the caller sent something wrong
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidBody",
     "MethodNotAllowed",
     "NotFound",
+    "NotLinked",
     "PermissionDenied",
     "RequestError",
     "Result",
@@ -102,6 +104,15 @@ class APIError(HubError):
 
     http_status = 200
     default_message = "error"
+
+
+class NotLinked(APIError):
+    """The citizen's NameID is linked to no account on this instance. Its
+    ``err_class`` (``passerelle.envelope.NotLinked``) is stable: a w.c.s. form
+    branches on it to offer the ``link`` step."""
+
+    http_status = 200
+    default_message = "no account is linked to this NameID"
 
 
 class UpstreamError(APIError):

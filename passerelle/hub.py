@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from passerelle.citizens import Citizens
 from passerelle.connectors import Connector
 from passerelle.instances import InstanceRegistry
 from passerelle.settings import Settings
@@ -25,6 +27,11 @@ class Hub:
     @property
     def types(self) -> dict[str, type[Connector]]:
         return self.registry.types
+
+    @cached_property
+    def citizens(self) -> Citizens:
+        """The stores of data about citizens (rights of access and erasure)."""
+        return Citizens(self.sessionmaker)
 
     def base_url(self, request: web.Request) -> str:
         return self.settings.base_url.rstrip("/") or f"{request.scheme}://{request.host}"

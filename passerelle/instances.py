@@ -153,6 +153,7 @@ class InstanceRegistry:
                 continue
             info = InstanceInfo(row.id, row.type, row.slug, row.title, row.description or "")
             connector = cls(info, config, self.settings)
+            connector._sessionmaker = self.sessionmaker  # for connector.links
             try:
                 await connector.start()
             except Exception as exc:

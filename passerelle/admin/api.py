@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from passerelle.admin.auth import require_admin
+from passerelle.admin.citizens import erase_citizen, show_citizen
 from passerelle.configfile import (
     ApiUserEntry,
     ConfigFileError,
@@ -119,6 +120,7 @@ async def index(request: web.Request) -> web.Response:
             "apiusers": f"{PREFIX}/apiusers/",
             "export": f"{PREFIX}/export/",
             "import": f"{PREFIX}/import/",
+            "citizens": f"{PREFIX}/citizens/{{NameID}}/",
         }
     )
 
@@ -311,6 +313,8 @@ def setup_routes(app: web.Application) -> None:
         ("DELETE", "/apiusers/{username}/", delete_apiuser),
         ("GET", "/export/", export),
         ("POST", "/import/", import_),
+        ("GET", "/citizens/{name_id}/", show_citizen),
+        ("DELETE", "/citizens/{name_id}/", erase_citizen),
     ]
     for method, path, view in routes:
         handler = require_admin(view)
