@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passerelle import admin, docpage, openapi, pages
+from passerelle.auth.access import ACCESS, AccessChecker
 from passerelle.connectors import Connector
 from passerelle.dispatch import EndpointHandler
 from passerelle.hub import HUB, Hub
@@ -48,8 +49,9 @@ def create_app(
     admin.setup_routes(app)
     app.router.add_get("/{type}/{slug}/", docpage.handler, name="instance-doc")
     app.router.add_get("/{type}/{slug}", docpage.redirect)
+    app[ACCESS] = access = AccessChecker(settings, sessionmaker)
     app.router.add_route(
-        "*", "/{type}/{slug}/{endpoint}{rest:.*}", EndpointHandler(hub.registry).handle, name="endpoint"
+        "*", "/{type}/{slug}/{endpoint}{rest:.*}", EndpointHandler(hub.registry, access).handle, name="endpoint"
     )
     return app
 
@@ -75,5 +77,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if jobs is not None:
         jobs.shutdown()
     await hub.registry.close()
+    await app[ACCESS].close()
     if hub.owns_engine:
         await hub.engine.dispose()

@@ -2,7 +2,8 @@
 
 Shape (JSON or YAML)::
 
-    {"apiusers": [{"username", "fullname", "description", "keytype", "key", "ipsource"}],
+    {"apiusers": [{"username", "fullname", "description", "keytype", "key",
+                   "previous_key", "previous_key_expires", "ipsource"}],
      "instances": [{"type", "slug", "title", "description", "config",
                     "access": [{"apiuser", "perm"}]}]}
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,14 @@ class ApiUserEntry(BaseModel):
     description: str = ""
     keytype: str = Field("", description="'' (open), 'API' (static key) or 'SIGN' (Publik signature).")
     key: str | None = Field(None, description="The key or shared secret; never exported in clear.")
+    previous_key: str | None = Field(
+        None,
+        description="During a key rotation, the key being replaced, accepted until previous_key_expires "
+        "(empty ends the rotation). Never exported in clear.",
+    )
+    previous_key_expires: datetime | None = Field(
+        None, description="When the previous key stops being accepted (ISO 8601, UTC unless an offset is given)."
+    )
     ipsource: str = Field("", description="Comma-separated CIDR allow-list; empty allows every address.")
 
     @field_validator("keytype")

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from passerelle.auth.access import authorize
+from passerelle.auth.access import AccessChecker, open_caller, raw_query_string
 from passerelle.connectors import Connector, Context, EndpointSpec
 from passerelle.envelope import (
     InvalidBody,
@@ -181,8 +181,9 @@ def make_context(request: web.Request, caller: str | None) -> Context:
 class EndpointHandler:
     """The aiohttp handler of ``/{type}/{slug}/{endpoint}{rest}``."""
 
-    def __init__(self, registry: InstanceRegistry) -> None:
+    def __init__(self, registry: InstanceRegistry, access: AccessChecker | None = None) -> None:
         self.registry = registry
+        self.access = access or AccessChecker(registry.settings, registry.sessionmaker)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Errors raised here are rendered by passerelle.middleware.
@@ -195,13 +196,18 @@ class EndpointHandler:
         query = request.query
         caller = None
         if not spec.is_public:
-            rights = self.registry.rights.get(connector.instance.id, {})
-            caller = authorize(
-                rights.get(spec.perm, ()),
-                query=query,
-                authorization=request.headers.get("Authorization"),
-                remote=request.remote,
-            ).username
+            callers = self.registry.rights.get(connector.instance.id, {}).get(spec.perm, ())
+            # An open user needs no credential check: no await on this path.
+            caller = open_caller(callers, request.remote)
+            if caller is None:
+                caller = await self.access.authorize(
+                    callers,
+                    raw_query=raw_query_string(request),
+                    query=query,
+                    authorization=request.headers.get("Authorization"),
+                    remote=request.remote,
+                    target=f"{type_slug}/{slug}/{name}",
+                )
         arguments = read_query(spec, query)
         if groups or spec.path_params:
             arguments.update(convert_path(spec, groups))

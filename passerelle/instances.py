@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -40,6 +41,19 @@ class Caller:
     keytype: str
     key: str = field(repr=False)
     networks: tuple[Network, ...] = ()
+    # During a key rotation the previous key stays valid until previous_key_expires.
+    previous_key: str = field(default="", repr=False)
+    previous_key_expires: datetime | None = None
+
+    def active_keys(self, now: datetime) -> tuple[str, ...]:
+        """The keys accepted at ``now``: the key, and the previous one until it expires."""
+        expires = self.previous_key_expires
+        if self.previous_key and expires is not None:
+            if expires.tzinfo is None:  # SQLite gives back naive UTC datetimes
+                expires = expires.replace(tzinfo=UTC)
+            if now < expires:
+                return (self.key, self.previous_key) if self.key else (self.previous_key,)
+        return (self.key,) if self.key else ()
 
     def allows_ip(self, remote: str | None) -> bool:
         if not self.networks:
@@ -120,7 +134,14 @@ class InstanceRegistry:
             except ValueError:
                 logger.error("invalid IP allow-list, the API user is refused", apiuser=user.username)
                 continue
-            callers[user.username] = Caller(user.username, user.keytype or "", user.key or "", networks)
+            callers[user.username] = Caller(
+                user.username,
+                user.keytype or "",
+                user.key or "",
+                networks,
+                previous_key=user.previous_key or "",
+                previous_key_expires=user.previous_key_expires,
+            )
 
         seen: set[tuple[str, str]] = set()
         rights: dict[int, dict[str, tuple[Caller, ...]]] = {}

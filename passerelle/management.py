@@ -4,6 +4,7 @@ the configuration version so that every hub process reloads."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from passerelle.configfile import (
 from passerelle.connectors import PUBLIC, Connector, secret_fields
 from passerelle.instances import parse_networks
 from passerelle.storage.database import bump_config_version
-from passerelle.storage.models import AccessRight, ApiUser, ConnectorInstance
+from passerelle.storage.models import AccessRight, ApiUser, ConnectorInstance, utcnow
 
 SecretMode = Literal["env", "omit"]
 
@@ -48,6 +49,13 @@ def access_list(row: ConnectorInstance) -> list[dict[str, str]]:
     """An instance's rights as the import/export file writes them."""
     rights = ({"apiuser": a.apiuser.username, "perm": a.codename} for a in row.access)
     return sorted(rights, key=lambda a: (a["apiuser"], a["perm"]))
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Naive datetimes (SQLite gives them back, a file may hold them) are UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def validate_config(cls: type[Connector], config: dict[str, Any], where: str) -> dict[str, Any]:
@@ -122,10 +130,42 @@ class Manager:
             user.key = str(key)
         if entry.keytype != "" and not user.key:
             raise ConfigFileError(f"{where}, field 'key': a key is required for keytype {entry.keytype!r}")
+        self._fill_previous_key(user, entry, where)
         try:
             parse_networks(entry.ipsource)
         except ValueError as exc:
             raise ConfigFileError(f"{where}, field 'ipsource': {exc}") from None
+
+    @staticmethod
+    def _fill_previous_key(user: ApiUser, entry: ApiUserEntry, where: str) -> None:
+        """Key rotation: a previous key left out keeps its stored value, an empty one ends the rotation."""
+        if entry.previous_key is not None:
+            user.previous_key = entry.previous_key
+        if "previous_key_expires" in entry.model_fields_set:
+            user.previous_key_expires = as_utc(entry.previous_key_expires)
+        if not user.previous_key or entry.keytype == "":
+            user.previous_key, user.previous_key_expires = "", None
+        elif user.previous_key_expires is None:
+            raise ConfigFileError(
+                f"{where}, field 'previous_key_expires': required with a previous key (when it stops being accepted)"
+            )
+
+    async def rotate_key(self, username: str, key: str, grace: timedelta) -> ApiUser | None:
+        """Make ``key`` the API user's key; the current one stays accepted for ``grace``
+        (none: it stops at once). None when there is no such API user."""
+        async with self.sessionmaker() as session, session.begin():
+            user = await session.scalar(select(ApiUser).where(ApiUser.username == username))
+            if user is None:
+                return None
+            if not user.keytype:
+                raise ConfigFileError(f"API user {username!r} is open (no key): there is no key to rotate")
+            if grace > timedelta(0):
+                user.previous_key, user.previous_key_expires = user.key, utcnow() + grace
+            else:
+                user.previous_key, user.previous_key_expires = "", None
+            user.key = key
+            await bump_config_version(session)
+            return user
 
     async def _upsert_instance(
         self, session: AsyncSession, entry: InstanceEntry, where: str
@@ -197,6 +237,11 @@ class Manager:
             }
             if user.key and secrets == "env":
                 item["key"] = {"$env": secret_env_name("apiuser", user.username, "key")}
+            expires = as_utc(user.previous_key_expires)
+            if user.previous_key and expires is not None and expires > utcnow():
+                if secrets == "env":
+                    item["previous_key"] = {"$env": secret_env_name("apiuser", user.username, "previous_key")}
+                item["previous_key_expires"] = expires.isoformat()
             apiusers.append(item)
         instances = []
         for row in rows:

@@ -18,7 +18,13 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PASSERELLE_", extra="forbid", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(
+        env_prefix="PASSERELLE_",
+        extra="forbid",
+        env_nested_delimiter="__",
+        # Validation errors never echo values: several settings are secrets.
+        hide_input_in_errors=True,
+    )
 
     data_dir: Path = Field(
         Path("var"),
@@ -68,6 +74,28 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Level of the structured logs on stdout.")
     log_format: str = Field("json", description="`json` (one JSON object per line) or `console`.")
     max_body_size: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes.")
+    known_services: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            "Trusted Publik services, as Passerelle's KNOWN_SERVICES: a mapping of `orig` to the shared "
+            "secret (JSON in the environment). A request signed by one of them is allowed on every "
+            "instance and endpoint, without an API user. Hobo's nested shape "
+            "(`{type: {slug: {orig, secret, …}}}`) is accepted too."
+        ),
+    )
+    signature_max_age: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="Seconds a Publik signature's timestamp may be in the past or in the future.",
+    )
+    redis_url: str = Field(
+        "",
+        description=(
+            "Redis URL (redis://host:6379/0) for the signature nonces shared by every hub process. "
+            "Empty: they are kept in the database."
+        ),
+    )
 
     @field_validator("admin_tokens", "load_plugins", mode="before")
     @classmethod
@@ -75,6 +103,31 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("known_services", mode="before")
+    @classmethod
+    def _flatten_known_services(cls, value: Any) -> Any:
+        # Hobo writes {"wcs": {"eservices": {"orig": ..., "secret": ..., "url": ...}}}: keep orig -> secret.
+        if not isinstance(value, dict):
+            return value
+        flat: dict[str, Any] = {}
+        for name, item in value.items():
+            if isinstance(item, dict):
+                for service in item.values():
+                    if isinstance(service, dict) and service.get("orig") and service.get("secret"):
+                        flat[service["orig"]] = service["secret"]
+                    else:
+                        raise ValueError(
+                            f"known_services[{name!r}]: expected orig -> secret, or Hobo's "
+                            "{type: {slug: {orig, secret}}}"
+                        )
+            else:
+                flat[name] = item
+        for orig, secret in flat.items():
+            if not str(secret.get_secret_value() if isinstance(secret, SecretStr) else secret or ""):
+                # An empty HMAC key would let anyone sign as this service.
+                raise ValueError(f"known_services[{orig!r}]: the secret is empty")
+        return flat
 
     @field_validator("log_format")
     @classmethod

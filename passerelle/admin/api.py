@@ -9,6 +9,7 @@ transaction, and applied at once in this process (other processes follow within
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ from passerelle.connectors import Connector
 from passerelle.description import type_description
 from passerelle.envelope import InvalidBody, NotFound, RequestError, WrongParameter, json_response
 from passerelle.hub import Hub, hub_of
-from passerelle.management import Manager, access_list, public_config
-from passerelle.storage.models import ApiUser, ConnectorInstance
+from passerelle.management import Manager, access_list, as_utc, public_config
+from passerelle.storage.models import ApiUser, ConnectorInstance, utcnow
 
 PREFIX = "/manage/api"
 SAFE_FILE_NAME = re.compile(r"^[\w][\w.-]{0,199}$")
+ROTATION_GRACE = 86400  # seconds the replaced key stays accepted by default
+MAX_ROTATION_GRACE = 90 * 86400
 
 
 def ok(data: Any, status: int = 200, **extra: Any) -> web.Response:
@@ -96,8 +99,16 @@ def apiuser_view(user: ApiUser) -> dict[str, Any]:
         "description": user.description,
         "keytype": user.keytype,
         "key_set": bool(user.key),
+        **rotation_view(user),
         "ipsource": user.ipsource,
     }
+
+
+def rotation_view(user: ApiUser) -> dict[str, Any]:
+    """Whether a previous key is still accepted, and until when (never the key)."""
+    expires = as_utc(user.previous_key_expires)
+    active = bool(user.previous_key) and expires is not None and expires > utcnow()
+    return {"previous_key_set": active, "previous_key_expires": expires if active else None}
 
 
 async def apply(request: web.Request, document: dict[str, Any]) -> dict[str, list[str]]:
@@ -265,6 +276,28 @@ async def put_apiuser(request: web.Request) -> web.Response:
     return ok(apiuser_view(users[username]), status=201 if report["created"] else 200)
 
 
+async def rotate_apiuser_key(request: web.Request) -> web.Response:
+    """``{"key": "<new key>", "grace": <seconds>}``: the new key is accepted at once, the
+    current one for ``grace`` more seconds (default one day; 0 ends it now)."""
+    payload = await read_json(request)
+    if not isinstance(payload, dict) or set(payload) - {"key", "grace"}:
+        raise InvalidBody("the body must be a JSON object with 'key' (the new key) and 'grace' (seconds)")
+    key, grace = payload.get("key"), payload.get("grace", ROTATION_GRACE)
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidBody("'key': the new key is required (a non-empty string)")
+    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_ROTATION_GRACE:
+        raise InvalidBody(f"'grace': seconds the current key stays accepted, from 0 to {MAX_ROTATION_GRACE}")
+    username = request.match_info["username"]
+    try:
+        user = await manager(request).rotate_key(username, key, timedelta(seconds=grace))
+    except ConfigFileError as exc:
+        raise InvalidBody(str(exc)) from None
+    if user is None:
+        raise NotFound(f"no API user named '{username}'")
+    await hub_of(request).registry.reload()
+    return ok(apiuser_view(user))
+
+
 async def delete_apiuser(request: web.Request) -> web.Response:
     if not await manager(request).delete_apiuser(request.match_info["username"]):
         raise NotFound(f"no API user named '{request.match_info['username']}'")
@@ -311,6 +344,7 @@ def setup_routes(app: web.Application) -> None:
         ("GET", "/apiusers/", list_apiusers),
         ("PUT", "/apiusers/{username}/", put_apiuser),
         ("DELETE", "/apiusers/{username}/", delete_apiuser),
+        ("POST", "/apiusers/{username}/rotate/", rotate_apiuser_key),
         ("GET", "/export/", export),
         ("POST", "/import/", import_),
         ("GET", "/citizens/{name_id}/", show_citizen),
