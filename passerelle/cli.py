@@ -74,13 +74,25 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-async def _with_manager(settings: Settings, action: Any, *, migrate: bool = False) -> Any:
+def secret_box(settings: Settings) -> Any:
+    """The key of stored secrets (passerelle.secrets), or a one-line error saying what to set."""
+    from passerelle.secrets import SecretBox, SecretKeyError
+
+    try:
+        return SecretBox.from_settings(settings)
+    except SecretKeyError as exc:
+        raise CliError(str(exc)) from None
+
+
+async def _with_manager(settings: Settings, action: Any, *, migrate: bool = False, secrets: bool = False) -> Any:
+    """``secrets``: the action writes secrets, so it needs their key."""
     from passerelle.management import Manager
     from passerelle.storage import make_sessionmaker
 
+    box = secret_box(settings) if secrets else None
     engine = await _open_database(settings, migrate=migrate or settings.should_auto_migrate)
     try:
-        return await action(Manager(make_sessionmaker(engine), connector_types(settings)))
+        return await action(Manager(make_sessionmaker(engine), connector_types(settings), box))
     finally:
         await engine.dispose()
 
@@ -120,6 +132,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     settings = load_settings(ctx)
     configure_logging(settings.log_level, settings.log_format)
+    secret_box(settings)  # refuse to start without the key of stored secrets
     engine = run(_open_database(settings, migrate=settings.should_auto_migrate))
     run(engine.dispose())
     app = create_app(settings, types=connector_types(settings))
@@ -160,7 +173,7 @@ def import_(ctx: click.Context, file: Path, dry_run: bool) -> None:
         return await manager.import_document(document, base_dir=file.parent.resolve(), dry_run=dry_run)
 
     try:
-        report = run(_with_manager(settings, action))
+        report = run(_with_manager(settings, action, secrets=True))
     except ConfigFileError as exc:
         raise CliError(f"{file}: {exc} (nothing was imported)") from None
     prefix = "would be " if dry_run else ""
@@ -367,6 +380,73 @@ def docs(ctx: click.Context, outdir: Path, distribution: str | None) -> None:
         (outdir / markdown_filename(cls)).write_text(render_type_markdown(cls), encoding="utf-8")
     (outdir / "README.md").write_text(render_index_markdown(found), encoding="utf-8")
     click.echo(f"wrote {len(found)} connector reference pages to {outdir}")
+
+
+@main.group("secrets")
+def secrets_group() -> None:
+    """Keys of stored secrets and admin tokens."""
+
+
+@secrets_group.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new random key for PASSERELLE_SECRET_KEY."""
+    from passerelle.secrets import generate_key
+
+    click.echo(generate_key())
+
+
+@secrets_group.command("rekey")
+@click.option(
+    "--old-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File holding the previous key (e.g. DATA_DIR/secret.key); default: PASSERELLE_OLD_SECRET_KEY.",
+)
+@click.option("--dry-run", is_flag=True, help="Check that every secret can be decrypted, change nothing.")
+@click.pass_context
+def secrets_rekey(ctx: click.Context, old_key_file: Path | None, dry_run: bool) -> None:
+    """Re-encrypt every stored secret with the current key (PASSERELLE_SECRET_KEY).
+
+    Secrets encrypted with the old key (--old-key-file, or the PASSERELLE_OLD_SECRET_KEY
+    environment variable) or with the current one are re-encrypted; plaintext secrets
+    of earlier versions are encrypted. All or nothing.
+    """
+    import os
+
+    from passerelle.secrets import SecretBox, SecretDecryptError, SecretKeyError, key_from_file, rekey
+    from passerelle.storage import make_sessionmaker
+
+    settings = load_settings(ctx)
+    box = secret_box(settings)
+    old_boxes = []
+    try:
+        if old_key_file is not None:
+            old_boxes.append(SecretBox(key_from_file(old_key_file)))
+        elif os.environ.get("PASSERELLE_OLD_SECRET_KEY"):
+            old_boxes.append(SecretBox(os.environ["PASSERELLE_OLD_SECRET_KEY"]))
+    except SecretKeyError as exc:
+        raise CliError(str(exc)) from None
+
+    async def action() -> Any:
+        engine = await _open_database(settings, migrate=settings.should_auto_migrate)
+        try:
+            return await rekey(make_sessionmaker(engine), connector_types(settings), box, old_boxes, dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = run(action())
+    except SecretDecryptError as exc:
+        raise CliError(f"{exc} (nothing was changed)") from None
+    click.echo(report.summary(dry_run))
+
+
+@secrets_group.command("hash-token")
+@click.option("--token", prompt=True, hide_input=True, help="The admin token (asked when not given).")
+def secrets_hash_token(token: str) -> None:
+    """Print the form of an admin token to put in PASSERELLE_ADMIN_TOKENS instead of the token."""
+    from passerelle.admin.auth import hash_token
+
+    click.echo(hash_token(token))
 
 
 @main.command("settings")

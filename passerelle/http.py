@@ -3,8 +3,9 @@
 Each connector instance gets its own :class:`HttpClient` (``connector.http``),
 created on first use and closed with the instance. It sets what aiohttp leaves
 implicit: a connection limit, timeouts below the callers' 28 s, and it logs every
-call (method, URL without credentials, status, duration, size). Failures become
-envelope errors a form can act on::
+call (method, URL without credentials nor query values, status, duration, size;
+for a 5xx answer, the start of its body), through :mod:`passerelle.redaction`.
+Failures become envelope errors a form can act on::
 
     connection refused, DNS failure, timeout  -> UpstreamUnavailable (503)
     HTTP 5xx from the application              -> UpstreamError (502)
@@ -23,6 +24,7 @@ import aiohttp
 import structlog
 
 from passerelle.envelope import UpstreamError, UpstreamUnavailable
+from passerelle.redaction import redact_text
 
 logger = structlog.get_logger("passerelle.http")
 
@@ -59,14 +61,26 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
 
+# How much of an upstream error answer a log line shows.
+ANSWER_EXCERPT = 300
+
+
 def redact_url(url: str) -> str:
-    """The URL as it may appear in a log line: no user-info, no query values."""
+    """The URL as it may appear in a log line: no user-info, no query values, and
+    personal data in the path (``/patrons/camille@example.org/``) redacted."""
     parts = urlsplit(url)
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
     query = "&".join(f"{item.split('=', 1)[0]}=…" for item in parts.query.split("&") if item) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return urlunsplit((parts.scheme, netloc, redact_text(parts.path), query, ""))
+
+
+def answer_excerpt(body: bytes) -> str:
+    """The start of an answer, redacted, for a log line (redacted before it is cut,
+    so that the cut never leaves half an email address)."""
+    text = body[: ANSWER_EXCERPT * 4].decode("utf-8", errors="replace")
+    return redact_text(text)[:ANSWER_EXCERPT]
 
 
 class HttpClient:
@@ -105,9 +119,16 @@ class HttpClient:
         except aiohttp.ClientError as exc:
             log.warning("upstream protocol error", error=type(exc).__name__, duration_ms=_ms(started))
             raise UpstreamError("the application answered with a malformed HTTP response") from None
-        log.info("upstream call", status=response.status, duration_ms=_ms(started), size=len(body))
         if response.status >= 500:
+            log.warning(
+                "upstream call",
+                status=response.status,
+                duration_ms=_ms(started),
+                size=len(body),
+                answer=answer_excerpt(body),
+            )
             raise UpstreamError(f"the application answered HTTP {response.status}")
+        log.info("upstream call", status=response.status, duration_ms=_ms(started), size=len(body))
         return Response(response.status, response.headers, body, str(response.url))
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:

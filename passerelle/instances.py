@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from passerelle.connectors import Connector, InstanceInfo
 from passerelle.envelope import APIError, NotFound
+from passerelle.secrets import SecretBox, SecretDecryptError, scrub
 from passerelle.settings import Settings
 from passerelle.storage.database import read_config_version
 from passerelle.storage.models import ApiUser, ConnectorInstance
@@ -77,10 +78,14 @@ class InstanceRegistry:
         settings: Settings,
         types: dict[str, type[Connector]],
         sessionmaker: async_sessionmaker[AsyncSession],
+        secrets: SecretBox | None = None,
     ) -> None:
         self.settings = settings
         self.types = types
         self.sessionmaker = sessionmaker
+        # Decrypts the stored secrets (configs, API user keys); raises SecretKeyError when
+        # no key is set and none may be generated (see passerelle.secrets).
+        self.secrets = secrets if secrets is not None else SecretBox.from_settings(settings)
         self.version = -1
         self.connectors: dict[tuple[str, str], Connector] = {}
         self.broken: dict[tuple[str, str], str] = {}
@@ -134,12 +139,22 @@ class InstanceRegistry:
             except ValueError:
                 logger.error("invalid IP allow-list, the API user is refused", apiuser=user.username)
                 continue
+            try:
+                user_key = self.secrets.decrypt(user.key or "")
+                previous_key = self.secrets.decrypt(user.previous_key or "")
+            except SecretDecryptError as exc:
+                logger.error(
+                    "an API user's key cannot be decrypted, the API user is refused",
+                    apiuser=user.username,
+                    reason=str(exc),
+                )
+                continue
             callers[user.username] = Caller(
                 user.username,
                 user.keytype or "",
-                user.key or "",
+                user_key,
                 networks,
-                previous_key=user.previous_key or "",
+                previous_key=previous_key,
                 previous_key_expires=user.previous_key_expires,
             )
 
@@ -165,11 +180,23 @@ class InstanceRegistry:
             if self._fingerprints.get(key) == fingerprint and key in self.connectors:
                 continue
             try:
-                config = cls.Config.model_validate(row.config)
+                stored = self.secrets.open_config(cls.Config, row.config)
+            except SecretDecryptError as exc:
+                broken[key] = f"invalid configuration: {exc}"
+                logger.error(
+                    "an instance's secret cannot be decrypted, the instance is unavailable",
+                    instance=f"{row.type}/{row.slug}",
+                    reason=str(exc),
+                )
+                await self._drop(key)
+                continue
+            try:
+                config = cls.Config.model_validate(stored)
             except ValidationError as exc:
                 broken[key] = "invalid configuration: " + "; ".join(
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
                 )
+                broken[key] = scrub(broken[key], stored.values())
                 await self._drop(key)
                 continue
             info = InstanceInfo(row.id, row.type, row.slug, row.title, row.description or "")

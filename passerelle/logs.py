@@ -1,4 +1,9 @@
-"""Structured logging: structlog, one JSON object per line on stdout."""
+"""Structured logging: structlog, one JSON object per line on stdout.
+
+Every line, structlog's own and the standard library's (aiohttp, alembic…), goes
+through :func:`passerelle.redaction.redact_event` last before rendering, after
+tracebacks are formatted: secrets and personal data never reach the stream.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import logging
 import sys
 
 import structlog
+
+from passerelle.redaction import redact_event
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -18,7 +25,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, redact_event, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
@@ -27,7 +34,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_event,
+                renderer,
+            ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )

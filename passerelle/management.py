@@ -22,6 +22,7 @@ from passerelle.configfile import (
 )
 from passerelle.connectors import PUBLIC, Connector, secret_fields
 from passerelle.instances import parse_networks
+from passerelle.secrets import SecretBox, SecretDecryptError, SecretKeyError, is_encrypted, scrub
 from passerelle.storage.database import bump_config_version
 from passerelle.storage.models import AccessRight, ApiUser, ConnectorInstance, utcnow
 
@@ -66,14 +67,50 @@ def validate_config(cls: type[Connector], config: dict[str, Any], where: str) ->
             f"{where}, field 'config.{'.'.join(str(p) for p in e['loc'])}': {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False)
         ]
-        raise ConfigFileError("; ".join(problems)) from None
+        # A connector's own validator may echo a value in its message: never a secret.
+        secrets = [config.get(name) for name in secret_fields(cls.Config)]
+        raise ConfigFileError(scrub("; ".join(problems), secrets)) from None
     return stored_config(model)
 
 
 class Manager:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], types: dict[str, type[Connector]]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        types: dict[str, type[Connector]],
+        secrets: SecretBox | None = None,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.types = types
+        # Encrypts the secrets written (instance configs, API user keys): see passerelle.secrets.
+        self.secrets = secrets
+
+    def _box(self) -> SecretBox:
+        if self.secrets is None:
+            raise SecretKeyError("this change stores a secret: the Manager needs the hub's SecretBox")
+        return self.secrets
+
+    def seal(self, plaintext: str, previous: Any = None) -> str:
+        """A secret as stored: encrypted (``previous`` kept when it holds the same secret)."""
+        if not plaintext or is_encrypted(plaintext):
+            return plaintext
+        return self._box().reseal(plaintext, previous)
+
+    def _seal_config(
+        self, cls: type[Connector], config: dict[str, Any], previous: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        if not any(isinstance(config.get(name), str) and config[name] for name in secret_fields(cls.Config)):
+            return config
+        return self._box().seal_config(cls.Config, config, previous)
+
+    def reveal(self, stored: str, where: str) -> str:
+        """A stored secret in clear (plaintext rows of earlier versions pass as they are)."""
+        if not is_encrypted(stored):
+            return stored
+        try:
+            return self._box().decrypt(stored)
+        except SecretDecryptError as exc:
+            raise ConfigFileError(f"{where}: the stored secret cannot be decrypted: {exc}") from None
 
     def connector_type(self, type_slug: str, where: str) -> type[Connector]:
         cls = self.types.get(type_slug)
@@ -127,10 +164,11 @@ class Manager:
         user.keytype = entry.keytype
         user.ipsource = entry.ipsource
         if key is not None:
-            user.key = str(key)
+            user.key = self.seal(str(key), user.key)
         if entry.keytype != "" and not user.key:
             raise ConfigFileError(f"{where}, field 'key': a key is required for keytype {entry.keytype!r}")
         self._fill_previous_key(user, entry, where)
+        user.previous_key = self.seal(user.previous_key or "")
         try:
             parse_networks(entry.ipsource)
         except ValueError as exc:
@@ -163,7 +201,7 @@ class Manager:
                 user.previous_key, user.previous_key_expires = user.key, utcnow() + grace
             else:
                 user.previous_key, user.previous_key_expires = "", None
-            user.key = key
+            user.key = self.seal(key)
             await bump_config_version(session)
             return user
 
@@ -180,6 +218,15 @@ class Manager:
             for name in secret_fields(cls.Config):
                 if name not in config and name in row.config:
                     config[name] = row.config[name]
+        for name in secret_fields(cls.Config):
+            if is_encrypted(config.get(name)):
+                # Only the stored value sent back unchanged (a PATCH merges the stored config).
+                if row is None or config[name] != row.config.get(name):
+                    raise ConfigFileError(
+                        f"{where}, field 'config.{name}': an encrypted value can only keep the stored one; "
+                        "give the secret itself"
+                    )
+                config[name] = self.reveal(config[name], f"{where}, field 'config.{name}'")
         stored = validate_config(cls, config, where)
         created = row is None
         if row is None:
@@ -187,7 +234,7 @@ class Manager:
             session.add(row)
         row.title = entry.title
         row.description = entry.description
-        row.config = stored
+        row.config = self._seal_config(cls, stored, None if created else row.config)
         return row, created
 
     async def _replace_access(

@@ -4,8 +4,8 @@ Fixtures (async ones need pytest-asyncio, which ``pytest-aiohttp`` brings):
 
 - ``hub_database_url``: the database tests run on (in-memory SQLite by default;
   override it to run on PostgreSQL);
-- ``hub_settings``: settings with a temporary data directory and the admin token
-  ``ADMIN_TOKEN``;
+- ``hub_settings``: settings with a temporary data directory, the admin token
+  ``ADMIN_TOKEN`` and the key of stored secrets ``SECRET_KEY``;
 - ``hub_connector_types``: the connector types the app knows (every installed
   type by default; override to add your own);
 - ``hub_app`` / ``hub_client``: the application and an aiohttp test client;
@@ -52,11 +52,14 @@ except ImportError:  # pragma: no cover - the kit then offers only the synchrono
     async_fixture = pytest.fixture
 
 ADMIN_TOKEN = "test-admin-token"
+# Encrypts stored secrets in tests (required on PostgreSQL, see passerelle.secrets).
+SECRET_KEY = "test-secret-key"
 OPEN_USER = "everyone"
 
 __all__ = [
     "ADMIN_TOKEN",
     "OPEN_USER",
+    "SECRET_KEY",
     "FakeUpstream",
     "check_conformance",
     "error_classes",
@@ -87,6 +90,7 @@ def hub_settings(tmp_path: Path, hub_database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=hub_database_url,
         admin_tokens=[ADMIN_TOKEN],
+        secret_key=SECRET_KEY,
         config_refresh_interval=0.2,
         log_format="console",
     )
@@ -134,7 +138,7 @@ def make_instance(hub_app: web.Application, hub_client: TestClient[Any, Any]) ->
         access: str | None = "open",
     ) -> Connector:
         hub = hub_app[HUB]
-        manager = Manager(hub.sessionmaker, hub.types)
+        manager = Manager(hub.sessionmaker, hub.types, hub.registry.secrets)
         cls = hub.types[type_slug]
         instance: dict[str, Any] = {
             "type": type_slug,

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from passerelle.admin.auth import require_admin
+from passerelle.admin.auth import ADMIN_LIMITER, FailureLimiter, require_admin
 from passerelle.admin.citizens import erase_citizen, show_citizen
 from passerelle.configfile import (
     ApiUserEntry,
@@ -44,7 +44,7 @@ def ok(data: Any, status: int = 200, **extra: Any) -> web.Response:
 
 def manager(request: web.Request) -> Manager:
     hub = hub_of(request)
-    return Manager(hub.sessionmaker, hub.types)
+    return Manager(hub.sessionmaker, hub.types, hub.registry.secrets)
 
 
 def connector_type(hub: Hub, type_slug: str) -> type[Connector]:
@@ -330,6 +330,7 @@ async def import_(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[ADMIN_LIMITER] = FailureLimiter()  # slows down token guessing (passerelle.admin.auth)
     routes = [
         ("GET", "/", index),
         ("GET", "/types/", list_types),

@@ -43,6 +43,8 @@ def env(request, tmp_path):
     environment.pop("PASSERELLE_DATABASE_URL", None)
     if request.param == "postgresql":
         environment["PASSERELLE_DATABASE_URL"] = POSTGRESQL_URL
+        # Several processes share PostgreSQL: the key of stored secrets must be set.
+        environment["PASSERELLE_SECRET_KEY"] = "cli-test-secret-key"
         asyncio.run(_empty_postgresql())
     return environment
 
