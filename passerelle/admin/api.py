@@ -25,7 +25,7 @@ from passerelle.configfile import (
     InstanceEntry,
     parse_document,
 )
-from passerelle.connectors import Connector
+from passerelle.connectors import Connector, secret_fields
 from passerelle.description import type_description
 from passerelle.envelope import InvalidBody, NotFound, RequestError, WrongParameter, json_response
 from passerelle.hub import Hub, hub_of
@@ -204,10 +204,13 @@ async def patch_instance(request: web.Request) -> web.Response:
         raise InvalidBody("the body must be a JSON object with the fields to change")
     merged: dict[str, Any] = {"type": type_slug, "slug": slug, "title": row.title, "description": row.description}
     config = dict(row.config)
+    cls = hub_of(request).types.get(type_slug)
+    secrets = set(secret_fields(cls.Config)) if cls is not None else set()
     for key, value in (changes.pop("config", None) or {}).items():
-        if value is None:
-            config.pop(key, None)
+        if value is None and key not in secrets:
+            config.pop(key, None)  # back to the field's default
         else:
+            # A secret left out keeps its stored value, so clearing one must be explicit.
             config[key] = value
     merged["config"] = config
     for key in ("type", "slug"):

@@ -66,6 +66,16 @@ async def test_instance_crud_keeps_secrets_write_only(hub_client):
     assert payload["data"]["config"] == {"greeting": "salut", "limit": 5}
     assert payload["data"]["secrets_set"] == ["password"]
 
+    # PATCH with null clears a secret (and nothing else).
+    status, payload = await admin(hub_client, "PATCH", "/instances/sample/demo/", json={"config": {"password": None}})
+    assert status == 200, payload
+    assert payload["data"]["secrets_set"] == []
+    assert payload["data"]["config"] == {"greeting": "salut", "limit": 5}
+    status, payload = await admin(
+        hub_client, "PATCH", "/instances/sample/demo/", json={"config": {"password": "s3cr3t-value"}}
+    )
+    assert payload["data"]["secrets_set"] == ["password"]
+
     # PUT without the secret keeps it; with null it clears it.
     body = {"title": "Demo 2", "config": {"greeting": "hey"}}
     status, payload = await admin(hub_client, "PUT", "/instances/sample/demo/", json=body)
