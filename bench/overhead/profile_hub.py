@@ -55,8 +55,11 @@ def parse_frame(frame: str) -> tuple[str, str]:
     return match["func"], match["file"]
 
 
+REPOSITORY = str(Path(__file__).resolve().parents[2])
+
+
 def short(path: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", f"{REPOSITORY}/", "lib/python3.11/"):
         if marker in path:
             return path.split(marker, 1)[1]
     return path
