@@ -35,6 +35,7 @@ The proof is never stored, logged nor returned: only the external id and the
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -74,7 +75,7 @@ def _link_endpoint(proof: type[BaseModel]) -> Any:
     )(link)
 
 
-class LinkingConnector(Connector):
+class LinkingConnector(Connector, ABC):
     """Base class of connectors linking a citizen's NameID to an account of their application."""
 
     LinkProof: ClassVar[type[BaseModel]]
@@ -88,12 +89,12 @@ class LinkingConnector(Connector):
             cls.link = _link_endpoint(proof)  # type: ignore[attr-defined]
         super().__init_subclass__(**kwargs)
 
+    @abstractmethod
     async def verify_ownership(self, body: Any, ctx: Context) -> tuple[str, dict[str, Any]]:
         """Check the proof (a ``LinkProof``) against the application; return the external
         id and small public metadata to keep with the link (``{"text": "Famille Martin"}``).
         Raise ``APIError`` when it does not match, with a message that does not say which
         part was wrong."""
-        raise NotImplementedError
 
     def link_view(self, record: LinkRecord) -> dict[str, Any]:
         """How ``link`` and ``links`` show a link. Override to hide or mask the external

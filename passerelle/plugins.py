@@ -6,6 +6,7 @@ Built-in types are found exactly like third-party ones: each is an entry point
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, distribution, entry_points
@@ -26,6 +27,9 @@ class PluginError(Exception):
 def check_connector_type(cls: object, origin: str) -> type[Connector]:
     if not isinstance(cls, type) or not issubclass(cls, Connector):
         raise PluginError(f"{origin}: {cls!r} is not a subclass of passerelle.connectors.Connector")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise PluginError(f"{origin}: connector type {cls.__qualname__} does not implement {missing}")
     for attribute in ("slug", "title"):
         if not isinstance(getattr(cls, attribute, None), str) or not getattr(cls, attribute):
             raise PluginError(f"{origin}: connector type {cls.__qualname__} must set '{attribute}'")

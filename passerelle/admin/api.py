@@ -29,7 +29,7 @@ from passerelle.connectors import Connector, secret_fields
 from passerelle.description import type_description
 from passerelle.envelope import InvalidBody, NotFound, RequestError, WrongParameter, json_response
 from passerelle.hub import Hub, hub_of
-from passerelle.management import Manager, access_list, as_utc, public_config
+from passerelle.management import Manager, as_utc, public_config
 from passerelle.storage.models import ApiUser, ConnectorInstance, utcnow
 
 PREFIX = "/manage/api"
@@ -64,12 +64,10 @@ async def read_json(request: web.Request) -> Any:
         raise InvalidBody(f"the body is not valid JSON: {exc}") from None
 
 
-def instance_view(hub: Hub, row: ConnectorInstance) -> dict[str, Any]:
+def instance_view(hub: Hub, row: ConnectorInstance, manager: Manager) -> dict[str, Any]:
+    """The instance as an export without secrets, plus what only the admin API shows."""
     cls = hub.types.get(row.type)
-    if cls is not None:
-        config, secrets_set = public_config(cls, row.config)
-    else:
-        config, secrets_set = {}, []
+    secrets_set = public_config(cls, row.config)[1] if cls is not None else []
     key = (row.type, row.slug)
     if key in hub.registry.connectors:
         status = {"state": "ready"}
@@ -78,13 +76,8 @@ def instance_view(hub: Hub, row: ConnectorInstance) -> dict[str, Any]:
     else:
         status = {"state": "loading"}
     return {
-        "type": row.type,
-        "slug": row.slug,
-        "title": row.title,
-        "description": row.description,
-        "config": config,
+        **manager.export_instance(row, "omit"),
         "secrets_set": secrets_set,
-        "access": access_list(row),
         "status": status,
         "created": row.created,
         "updated": row.updated,
@@ -147,16 +140,18 @@ async def get_type(request: web.Request) -> web.Response:
 
 async def list_instances(request: web.Request) -> web.Response:
     hub = hub_of(request)
-    return ok([instance_view(hub, row) for row in await manager(request).list_instances()])
+    managing = manager(request)
+    return ok([instance_view(hub, row, managing) for row in await managing.list_instances()])
 
 
 async def get_instance(request: web.Request) -> web.Response:
     hub = hub_of(request)
     type_slug, slug = request.match_info["type"], request.match_info["slug"]
-    row = await manager(request).get_instance(type_slug, slug)
+    managing = manager(request)
+    row = await managing.get_instance(type_slug, slug)
     if row is None:
         raise NotFound(f"no {type_slug} instance named '{slug}'")
-    return ok(instance_view(hub, row))
+    return ok(instance_view(hub, row, managing))
 
 
 def parse_instance(payload: Any, **forced: str) -> InstanceEntry:
@@ -223,9 +218,10 @@ async def patch_instance(request: web.Request) -> web.Response:
 
 
 async def _instance_answer(request: web.Request, type_slug: str, slug: str, status: int = 200) -> web.Response:
-    row = await manager(request).get_instance(type_slug, slug)
+    managing = manager(request)
+    row = await managing.get_instance(type_slug, slug)
     assert row is not None
-    return ok(instance_view(hub_of(request), row), status=status)
+    return ok(instance_view(hub_of(request), row, managing), status=status)
 
 
 async def delete_instance(request: web.Request) -> web.Response:

@@ -219,3 +219,20 @@ def test_register_types_refuses_a_non_ascii_slug(slug):
 def test_good_slugs_are_accepted(slug):
     cls = throwaway(slug=slug, title="Good")
     assert check_connector_type(cls, "code") is cls
+
+
+def test_a_linking_type_without_verify_ownership_is_refused():
+    from pydantic import BaseModel
+
+    from passerelle.linking import LinkingConnector
+
+    class Proof(BaseModel):
+        number: str
+
+    class Unfinished(LinkingConnector):
+        slug = "unfinished"
+        title = "Unfinished"
+        LinkProof = Proof
+
+    with pytest.raises(PluginError, match="does not implement verify_ownership"):
+        register_types([Unfinished])
