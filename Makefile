@@ -36,6 +36,7 @@ docs: install
 	$(BIN)/passerelle docs docs/reference --distribution passerelle-hub
 
 bench: install
+	$(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/python bench/overhead/run.py
 
 clean:

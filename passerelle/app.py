@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from passerelle import admin, docpage, openapi, pages
+from passerelle import admin, docpage, metrics, openapi, pages
 from passerelle.auth.access import ACCESS, AccessChecker
 from passerelle.connectors import Connector
 from passerelle.dispatch import EndpointHandler
-from passerelle.hub import HUB, Hub
+from passerelle.hub import HUB, Hub, Service
 from passerelle.instances import InstanceRegistry, watching
 from passerelle.jobs import PeriodicJobs
 from passerelle.middleware import envelope_middleware
@@ -46,6 +46,7 @@ def create_app(
     app.router.add_get("/", pages.index, name="index")
     app.router.add_get("/health", pages.health, name="health")
     app.router.add_get("/openapi.json", openapi.handler, name="openapi")
+    app.router.add_get("/metrics", metrics.handler, name="metrics")
     admin.setup_routes(app)
     app.router.add_get("/{type}/{slug}/", docpage.handler, name="instance-doc")
     app.router.add_get("/{type}/{slug}", docpage.redirect)
@@ -54,6 +55,12 @@ def create_app(
         "*", "/{type}/{slug}/{endpoint}{rest:.*}", EndpointHandler(hub.registry, access).handle, name="endpoint"
     )
     return app
+
+
+def build_services(hub: Hub) -> list[Service]:
+    """The background services of this process, in start order."""
+    services: list[Service] = []
+    return services
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -72,8 +79,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub.registry.listeners.append(jobs.sync)
         jobs.start()
     await hub.registry.reload(force=True)
-    async with watching(hub.registry):
-        yield
+    hub.services = build_services(hub)
+    started: list[Service] = []
+    try:
+        for service in hub.services:
+            await service.start()
+            started.append(service)
+        async with watching(hub.registry):
+            yield
+    finally:
+        for service in reversed(started):
+            await service.stop(settings.shutdown_grace)
     if jobs is not None:
         jobs.shutdown()
     await hub.registry.close()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,6 +13,18 @@ from passerelle.citizens import Citizens
 from passerelle.connectors import Connector
 from passerelle.instances import InstanceRegistry
 from passerelle.settings import Settings
+
+
+class Service(Protocol):
+    """Background work owned by the application's lifecycle (job runner, availability
+    checks, resource-log writer…): started after the instances are loaded, stopped in
+    reverse order when the hub stops, with ``grace`` seconds to finish what it does."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float) -> None: ...
 
 
 @dataclass
@@ -23,6 +36,7 @@ class Hub:
     sessionmaker: async_sessionmaker[AsyncSession]
     registry: InstanceRegistry
     owns_engine: bool = True
+    services: list[Service] = field(default_factory=list)
 
     @property
     def types(self) -> dict[str, type[Connector]]:

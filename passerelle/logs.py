@@ -13,6 +13,16 @@ import sys
 import structlog
 
 from passerelle.redaction import redact_event
+from passerelle.requestid import current_request_id
+
+
+def add_request_id(logger: object, method: str, event: dict[str, object]) -> dict[str, object]:
+    """Every line logged while serving a request carries its id."""
+    if "request_id" not in event:
+        rid = current_request_id()
+        if rid is not None:
+            event["request_id"] = rid
+    return event
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -21,6 +31,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -20,7 +20,7 @@ from passerelle.envelope import (
     RequestError,
     error_envelope,
 )
-from passerelle.requestid import REQUEST_ID_HEADER, assign_request_id
+from passerelle.requestid import CURRENT_REQUEST_ID, REQUEST_ID_HEADER, assign_request_id
 
 logger = structlog.get_logger("passerelle.http.server")
 
@@ -43,6 +43,7 @@ def translate_http_exception(exc: web.HTTPException) -> HubError:
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = assign_request_id(request)
+    token = CURRENT_REQUEST_ID.set(rid)
     try:
         response = await handler(request)
     except HubError as error:
@@ -55,5 +56,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     except Exception:
         logger.exception("unexpected error", method=request.method, path=request.path, request_id=rid)
         response = error_envelope(InternalError(f"internal error (request id {rid})"))
+    finally:
+        CURRENT_REQUEST_ID.reset(token)
     response.headers[REQUEST_ID_HEADER] = rid
     return response

@@ -1,10 +1,16 @@
 """The request id: taken from ``X-Request-ID`` or created, logged with every line
-of the request, returned to the caller (and later passed to upstream calls)."""
+of the request, returned to the caller and passed on to upstream calls.
+
+The middleware also puts it in :data:`CURRENT_REQUEST_ID`, a context variable, so
+that code far from the request (the outbound client, log processors, resource
+logs) finds it without being handed the request.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+from contextvars import ContextVar
 
 from aiohttp import web
 
@@ -12,6 +18,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # A caller-supplied id is kept only if it is short and harmless in a log line.
 ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("passerelle_request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served by this task, if any."""
+    return CURRENT_REQUEST_ID.get()
 
 
 def new_request_id() -> str:

@@ -16,6 +16,8 @@ import yaml
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -97,7 +99,92 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("admin_tokens", "load_plugins", mode="before")
+    cache_url: str = Field(
+        "",
+        description=(
+            "Redis URL (redis://host:6379/1) of the response cache shared by every hub process. "
+            "Empty: each process keeps its own cache in memory, bounded by CACHE_MAX_BYTES."
+        ),
+    )
+    cache_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Size bound of the in-memory response cache, in bytes (0 disables it).",
+    )
+    cache_stale_duration: int = Field(
+        86400,
+        ge=0,
+        description=(
+            "Seconds an expired cached answer is kept to be served, flagged as stale, when the "
+            "application fails (stale-if-error). 0 disables stale answers."
+        ),
+    )
+    thread_pool_size: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Threads running synchronous libraries (zeep, parsers); calls beyond it wait in a queue.",
+    )
+    run_jobs: bool = Field(
+        True,
+        description=(
+            "Run queued jobs in this `serve` process. Turn off when separate `passerelle worker` processes run them."
+        ),
+    )
+    job_concurrency: int = Field(4, ge=1, le=256, description="Queued jobs a process runs at the same time.")
+    job_lease: int = Field(
+        60,
+        ge=5,
+        description=(
+            "Seconds a running job is reserved by its process; renewed while it runs. A job whose "
+            "process died is run again once its lease expires."
+        ),
+    )
+    job_max_attempts: int = Field(5, ge=1, description="Default number of attempts of a queued job before it fails.")
+    availability_interval: int = Field(
+        300,
+        ge=10,
+        description="Seconds between two availability checks of an instance.",
+    )
+    availability_down_delay: int = Field(
+        0,
+        ge=0,
+        description="Seconds an instance must stay down before the change is notified.",
+    )
+    availability_up_delay: int = Field(
+        0,
+        ge=0,
+        description="Seconds an instance must stay up again before the recovery is notified.",
+    )
+    availability_webhook_url: str = Field(
+        "",
+        description="URL receiving a JSON POST on each notified change of availability (empty: log line only).",
+    )
+    resource_log_retention_days: int = Field(
+        7,
+        ge=1,
+        description="Days the per-instance resource logs are kept in the database.",
+    )
+    resource_log_level: str = Field(
+        "INFO",
+        description="Default level of the per-instance resource logs (an instance may set its own).",
+    )
+    metrics_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description=(
+            "Networks allowed to read /metrics without an admin token (comma-separated CIDR list in the environment)."
+        ),
+    )
+    shutdown_grace: float = Field(
+        20.0,
+        ge=0,
+        description=(
+            "Seconds requests in flight and running jobs get to finish when the hub stops; jobs still "
+            "running after it are released to be run again."
+        ),
+    )
+
+    @field_validator("admin_tokens", "load_plugins", "metrics_allowed_networks", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -128,6 +215,13 @@ class Settings(BaseSettings):
                 # An empty HMAC key would let anyone sign as this service.
                 raise ValueError(f"known_services[{orig!r}]: the secret is empty")
         return flat
+
+    @field_validator("log_level", "resource_log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}: use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("log_format")
     @classmethod

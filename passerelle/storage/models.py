@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -40,6 +40,8 @@ class ConnectorInstance(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Level of this instance's resource logs; empty: the hub's RESOURCE_LOG_LEVEL.
+    log_level: Mapped[str] = mapped_column(String(10), default="")
     created: Mapped[datetime] = mapped_column(default=utcnow)
     updated: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -129,3 +131,88 @@ class LinkAudit(Base):
     action: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(256), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Job(Base):
+    """One-off work queued by a connector (``add_job``), run once by one process.
+
+    ``state`` goes pending -> running -> done, or back to pending with a later
+    ``run_after`` after a failed attempt, until ``max_attempts`` makes it failed.
+    A running job is reserved until ``locked_until`` (a lease renewed while it
+    runs): when its process dies, the lease expires and another process runs it.
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_state_run_after", "state", "run_after"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("connector_instance.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    natural_id: Mapped[str | None] = mapped_column(String(256), nullable=True, default=None, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_by: Mapped[str] = mapped_column(String(128), default="")
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    updated: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    done: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+
+
+class PeriodicLock(Base):
+    """Makes a periodic job run once cluster-wide: a process runs it only if it
+    could move ``locked_until`` forward (one atomic UPDATE)."""
+
+    __tablename__ = "periodic_lock"
+
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    last_started: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    last_finished: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Availability(Base):
+    """The current availability of an instance, as its last check saw it."""
+
+    __tablename__ = "availability"
+
+    instance_id: Mapped[int] = mapped_column(ForeignKey("connector_instance.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(8))  # "up" or "down"
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    last_check: Mapped[datetime] = mapped_column(default=utcnow)
+    message: Mapped[str] = mapped_column(Text, default="")
+    # The state last notified (log line, webhook): a change is notified once, after its delay.
+    notified_status: Mapped[str] = mapped_column(String(8), default="")
+
+
+class AvailabilityEvent(Base):
+    """One change of an instance's availability: the up/down history."""
+
+    __tablename__ = "availability_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("connector_instance.id", ondelete="CASCADE"), index=True)
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class ResourceLog(Base):
+    """A log line of one instance, kept RESOURCE_LOG_RETENTION_DAYS, already redacted."""
+
+    __tablename__ = "resource_log"
+    __table_args__ = (Index("ix_resource_log_instance_id_timestamp", "instance_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("connector_instance.id", ondelete="CASCADE"))
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    level: Mapped[int] = mapped_column(Integer)  # logging's numeric levels, to filter by ">= WARNING"
+    message: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(128), default="", index=True)
+    name_id: Mapped[str] = mapped_column(String(256), default="", index=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
