@@ -31,6 +31,8 @@ from passerelle.instances import InstanceRegistry
 from passerelle.parameters import PUBLIK_PARAMETERS
 from passerelle.requestid import request_id_of
 
+CALLED_ENDPOINT = web.RequestKey("called_endpoint", tuple)
+
 JSONP_CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,100}$")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -193,6 +195,8 @@ class EndpointHandler:
     async def call(self, request: web.Request, type_slug: str, slug: str, name: str, rest: str) -> web.StreamResponse:
         connector = self.registry.lookup(type_slug, slug)
         spec, groups = select_endpoint(connector, name, rest.lstrip("/") if rest != "/" else "", request.method)
+        # Known instance and endpoint: metrics and resource logs may name them (bounded labels).
+        request[CALLED_ENDPOINT] = (connector, spec.name)
         query = request.query
         caller = None
         if not spec.is_public:

@@ -7,11 +7,14 @@ envelope carrying only the request id, with the traceback in the logs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
+from passerelle import metrics
+from passerelle.dispatch import CALLED_ENDPOINT
 from passerelle.envelope import (
     HubError,
     InternalError,
@@ -42,6 +45,7 @@ def translate_http_exception(exc: web.HTTPException) -> HubError:
 
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     rid = assign_request_id(request)
     token = CURRENT_REQUEST_ID.set(rid)
     try:
@@ -59,4 +63,15 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     finally:
         CURRENT_REQUEST_ID.reset(token)
     response.headers[REQUEST_ID_HEADER] = rid
+    called = request.get(CALLED_ENDPOINT)
+    if called is not None:
+        record_call(request, called, response, time.perf_counter() - started)
     return response
+
+
+def record_call(request: web.Request, called: tuple, response: web.StreamResponse, duration: float) -> None:
+    """Metrics of an endpoint call (only calls that reached a known instance and endpoint)."""
+    connector, endpoint = called
+    info = connector.instance
+    metrics.REQUESTS.labels(info.type, info.slug, endpoint, str(response.status)).inc()
+    metrics.REQUEST_DURATION.labels(info.type, info.slug, endpoint).observe(duration)
