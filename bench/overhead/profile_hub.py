@@ -142,7 +142,7 @@ def main() -> int:
         env = run.hub_environment(tmp)
         run.prepare_hub(tmp, csv_path, env)
         command = ["taskset", "-c", "0", str(run.BIN / "passerelle"), "serve"]
-        hub = run.start("hub", command, env=env, cwd=tmp, log=tmp / "hub.log")
+        hub = run.start("hub", command, env=env, cwd=tmp, log=tmp / "hub.log", path=run.DATA_PATH)
         for case in run.CASES:
             run.wait_for_answer(hub, case.query)
             load_hub(hub, case, 3, args.connections, [])  # warm-up
