@@ -63,4 +63,4 @@ async def test_outside_the_allowed_networks_an_admin_token_is_needed(hub_client,
     assert wrong.status == 403
     allowed = await hub_client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert allowed.status == 200
-    assert "# TYPE passerelle_requests counter" in await allowed.text()
+    assert "# TYPE passerelle_requests_total counter" in await allowed.text()
