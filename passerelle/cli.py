@@ -138,7 +138,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     app = create_app(settings, types=connector_types(settings))
     host = host or settings.host
     port = port if port is not None else settings.port
-    web.run_app(app, host=host, port=port, access_log=None, print=lambda _: None, shutdown_timeout=10)
+    # On SIGTERM: stop accepting, let requests in flight finish within the grace, then stop the
+    # services (jobs still running are released for another process).
+    web.run_app(
+        app, host=host, port=port, access_log=None, print=lambda _: None, shutdown_timeout=settings.shutdown_grace
+    )
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Annotated, Literal
 
@@ -107,6 +108,11 @@ class Sample(Connector):
     @endpoint(description="Fails unexpectedly.")
     async def crash(self) -> None:
         raise RuntimeError("secret database password in a stack trace")
+
+    @endpoint(description="Answers after a while.")
+    async def slow(self, seconds: Annotated[float, Param("Seconds to wait", example=0.1)] = 0.1) -> dict[str, float]:
+        await asyncio.sleep(seconds)
+        return {"slept": seconds}
 
     @endpoint(description="Takes any parameter.")
     async def anything(self, **kwargs: str) -> dict[str, str]:
