@@ -15,7 +15,8 @@ class; the HTTP status, ``err_class`` and the message follow from it::
     ├── APIError                   (200) business error; http_status= overrides
     │   ├── NotLinked              (200) the NameID is linked to no account on this instance
     │   └── UpstreamError          (502) the business application failed or answered nonsense
-    │       └── UpstreamUnavailable (503) the application is down or its breaker is open
+    │       └── UpstreamUnavailable (503) the application is down or answers that it is overloaded
+    │           └── BreakerOpen    (503) recent calls failed: answered at once, without calling it
     ├── RequestError               (400) the caller sent something wrong
     │   ├── WrongParameter         (400) missing, malformed or unknown query parameter
     │   └── InvalidBody            (400) the JSON body fails its schema
@@ -40,6 +41,7 @@ from aiohttp import web
 
 __all__ = [
     "APIError",
+    "BreakerOpen",
     "HubError",
     "InternalError",
     "InvalidBody",
@@ -127,6 +129,15 @@ class UpstreamUnavailable(UpstreamError):
 
     http_status = 503
     default_message = "the business application is unavailable"
+
+
+class BreakerOpen(UpstreamUnavailable):
+    """The last calls to the business application failed: its circuit breaker is open
+    and the hub answers at once, without calling it, until a probe call succeeds
+    (:mod:`passerelle.breaker`). ``err_desc`` says when the next try is."""
+
+    http_status = 503
+    default_message = "the business application is unavailable (its last calls failed)"
 
 
 class RequestError(HubError):

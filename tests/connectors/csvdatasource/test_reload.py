@@ -113,7 +113,8 @@ async def test_a_file_rewritten_with_the_same_size_is_noticed(hub_client, make_c
 async def test_url_source(hub_client, make_csv, fake_upstream, clock):
     fake_upstream.reply("GET", "/communes.csv", body=V1, headers={"ETag": '"v1"'}, content_type="text/csv")
     fake_upstream.reply("GET", "/communes.csv", status=304)
-    fake_upstream.reply("GET", "/communes.csv", status=500)
+    for _ in range(3):  # the first try and the outbound client's two retries
+        fake_upstream.reply("GET", "/communes.csv", status=500)
     fake_upstream.reply("GET", "/communes.csv", body=V2, headers={"Last-Modified": "Sat, 28 Nov 2026 10:00:00 GMT"})
     fake_upstream.reply("GET", "/communes.csv", status=404)
     connector = await make_csv(source=f"{fake_upstream.url}/communes.csv", refresh_interval=600)
@@ -130,20 +131,20 @@ async def test_url_source(hub_client, make_csv, fake_upstream, clock):
     assert await texts(hub_client) == ["Gap", "Romette"]
 
     clock["seconds"] += 600
-    await connector.refresh()  # HTTP 500: logged, the last good data is still served
-    assert len(fake_upstream.requests) == 3
+    await connector.refresh()  # HTTP 500 three times: logged, the last good data is still served
+    assert len(fake_upstream.requests) == 5
     assert await texts(hub_client) == ["Gap", "Romette"]
 
     # After a failure the next try comes sooner (60 s), and a request triggers it in the background.
     clock["seconds"] += 60
     assert await texts(hub_client) == ["Gap", "Romette"]
     await asyncio.gather(*connector._tasks)
-    assert len(fake_upstream.requests) == 4
+    assert len(fake_upstream.requests) == 6
     assert await texts(hub_client) == ["Gap", "Pelleautier", "Romette"]
 
     with pytest.raises(UpstreamError, match="the source URL answered HTTP 404"):
         await connector.check_status()
-    assert fake_upstream.requests[4].headers["If-Modified-Since"] == "Sat, 28 Nov 2026 10:00:00 GMT"
+    assert fake_upstream.requests[6].headers["If-Modified-Since"] == "Sat, 28 Nov 2026 10:00:00 GMT"
     assert await texts(hub_client) == ["Gap", "Pelleautier", "Romette"]
 
 
