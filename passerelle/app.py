@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passerelle import admin, docpage, metrics, openapi, pages
 from passerelle.auth.access import ACCESS, AccessChecker
+from passerelle.availability import AvailabilityService
 from passerelle.connectors import Connector
 from passerelle.dispatch import EndpointHandler
 from passerelle.hub import HUB, Hub, Service
@@ -16,6 +17,7 @@ from passerelle.instances import InstanceRegistry, watching
 from passerelle.jobs import PeriodicJobs
 from passerelle.middleware import envelope_middleware
 from passerelle.plugins import discover_types
+from passerelle.resourcelogs import RetentionPurge
 from passerelle.settings import Settings
 from passerelle.storage import make_engine, make_sessionmaker
 from passerelle.storage.migrate import head_revision, is_up_to_date, upgrade
@@ -60,6 +62,11 @@ def create_app(
 def build_services(hub: Hub) -> list[Service]:
     """The background services of this process, in start order."""
     services: list[Service] = []
+    # The resource log writer first: stopped after everything that may log.
+    services.append(hub.registry.resource_logs)
+    if hub.settings.run_periodic_jobs:
+        services.append(AvailabilityService(hub))
+        services.append(RetentionPurge(hub.sessionmaker, hub.settings))
     return services
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from passerelle import links
+from passerelle import links, resourcelogs
 
 logger = structlog.get_logger("passerelle.citizens")
 
@@ -71,6 +71,11 @@ class Citizens:
             "link_audit",
             find=partial(self._find_audit, sessionmaker),
             erase=partial(links.erase_citizen_audit, sessionmaker),
+        )
+        self.register(
+            "resource logs",
+            find=partial(resourcelogs.count_citizen, sessionmaker),
+            erase=partial(resourcelogs.erase_citizen, sessionmaker),
         )
 
     def register(self, name: str, *, erase: Eraser, find: Finder | None = None) -> None:

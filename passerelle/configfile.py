@@ -5,7 +5,7 @@ Shape (JSON or YAML)::
     {"apiusers": [{"username", "fullname", "description", "keytype", "key",
                    "previous_key", "previous_key_expires", "ipsource"}],
      "instances": [{"type", "slug", "title", "description", "config",
-                    "access": [{"apiuser", "perm"}]}]}
+                    "access": [{"apiuser", "perm"}], "log_level"}]}
 
 Secret values may be written ``{"$env": "VAR"}`` (read from the environment at
 import) or ``{"$file": "path"}`` (read from a file, relative to the document).
@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from passerelle.auth.access import KEYTYPES
+from passerelle.settings import LOG_LEVELS
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 
@@ -46,6 +47,18 @@ class InstanceEntry(BaseModel):
     description: str = ""
     config: dict[str, Any] = Field(default_factory=dict)
     access: list[AccessEntry] = Field(default_factory=list)
+    log_level: str = Field(
+        "",
+        description="Lowest level of the instance's resource logs kept in the database (DEBUG, INFO, WARNING, "
+        "ERROR, CRITICAL); empty: the hub's RESOURCE_LOG_LEVEL. Left out: unchanged.",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value and value.upper() not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}: use one of {', '.join(LOG_LEVELS)}, or '' for the default")
+        return value.upper()
 
 
 class ApiUserEntry(BaseModel):

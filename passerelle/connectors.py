@@ -30,11 +30,13 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from passerelle.http import HttpClient, HttpOptions
 from passerelle.links import Links
 from passerelle.parameters import ParamSpec, SignatureSpec, spec_from_signature
+from passerelle.resourcelogs import ResourceLogger
 
 if TYPE_CHECKING:
     from aiohttp import web
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from passerelle.resourcelogs import ResourceLogWriter
     from passerelle.settings import Settings
 
 __all__ = [
@@ -257,6 +259,11 @@ class Connector:
         # the services below (``links``), not directly.
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._links: Links | None = None
+        # Also given by the registry, and kept current on every reload: where resource
+        # log rows go, and the instance's own level ('' : the hub's RESOURCE_LOG_LEVEL).
+        self._resource_logs: ResourceLogWriter | None = None
+        self._log_level = ""
+        self._logger: ResourceLogger | None = None
 
     @property
     def http(self) -> HttpClient:
@@ -274,6 +281,15 @@ class Connector:
                 raise RuntimeError(f"{self!r} has no database: only instances built by the hub have links")
             self._links = Links(self._sessionmaker, self.instance)
         return self._links
+
+    @property
+    def logger(self) -> ResourceLogger:
+        """This instance's resource logger: ``self.logger.info("message", key=value)``
+        writes a line on stdout and, at or above the instance's log level, a row of its
+        resource logs (admin API), redacted (:mod:`passerelle.resourcelogs`)."""
+        if self._logger is None:
+            self._logger = ResourceLogger(self)
+        return self._logger
 
     def http_options(self) -> HttpOptions:
         """Override to derive timeouts or TLS options from the configuration."""

@@ -368,10 +368,14 @@ def type_description(cls: type[Connector]) -> dict[str, Any]:
     }
 
 
-def instance_description(connector: Connector, instance_url: str) -> dict[str, Any]:
+def instance_description(
+    connector: Connector, instance_url: str, availability: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``availability``: the instance's state and last changes
+    (:func:`availability_description`), shown when given."""
     cls = type(connector)
     info = connector.instance
-    return {
+    description = {
         "type": info.type,
         "slug": info.slug,
         "title": info.title,
@@ -381,4 +385,18 @@ def instance_description(connector: Connector, instance_url: str) -> dict[str, A
         "type_description": cls.description,
         "url": instance_url,
         "endpoints": [endpoint_description(s, instance_url) for s in sorted_specs(cls)],
+    }
+    if availability is not None:
+        description["availability"] = availability
+    return description
+
+
+def availability_description(state: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """An instance's availability for its page: ``status`` is ``unknown`` until checked."""
+    return {
+        "status": state.status if state is not None else "unknown",
+        "since": state.since if state is not None else None,
+        "last_check": state.last_check if state is not None else None,
+        "message": state.message if state is not None else "",
+        "events": events,
     }

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from passerelle.connectors import Connector, InstanceInfo
 from passerelle.envelope import APIError, NotFound
+from passerelle.resourcelogs import ResourceLogWriter
 from passerelle.secrets import SecretBox, SecretDecryptError, scrub
 from passerelle.settings import Settings
 from passerelle.storage.database import read_config_version
@@ -95,6 +96,8 @@ class InstanceRegistry:
         self._lock = asyncio.Lock()
         # Called with the live connectors after every reload (e.g. to reschedule periodic jobs).
         self.listeners: list[Callable[[list[Connector]], None]] = []
+        # Where the connectors' resource log rows go; stores nothing until the app starts it.
+        self.resource_logs = ResourceLogWriter(sessionmaker)
 
     def lookup(self, type_slug: str, slug: str) -> Connector:
         connector = self.connectors.get((type_slug, slug))
@@ -178,6 +181,8 @@ class InstanceRegistry:
                 continue
             fingerprint = (row.id, row.title, row.description, repr(sorted(row.config.items())))
             if self._fingerprints.get(key) == fingerprint and key in self.connectors:
+                # A new log level needs no rebuild.
+                self.connectors[key]._log_level = row.log_level or ""
                 continue
             try:
                 stored = self.secrets.open_config(cls.Config, row.config)
@@ -202,6 +207,8 @@ class InstanceRegistry:
             info = InstanceInfo(row.id, row.type, row.slug, row.title, row.description or "")
             connector = cls(info, config, self.settings)
             connector._sessionmaker = self.sessionmaker  # for connector.links
+            connector._resource_logs = self.resource_logs  # for connector.logger
+            connector._log_level = row.log_level or ""
             try:
                 await connector.start()
             except Exception as exc:

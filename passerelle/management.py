@@ -234,6 +234,9 @@ class Manager:
             session.add(row)
         row.title = entry.title
         row.description = entry.description
+        if "log_level" in entry.model_fields_set or created:
+            # Left out of a document (one exported before log levels existed): unchanged.
+            row.log_level = entry.log_level
         row.config = self._seal_config(cls, stored, None if created else row.config)
         return row, created
 
@@ -313,6 +316,7 @@ class Manager:
             "description": row.description,
             "config": config,
             "access": access_list(row),
+            "log_level": row.log_level or "",
         }
 
     # -- single changes (admin API, CLI) --------------------------------------

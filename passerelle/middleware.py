@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from passerelle import metrics
+from passerelle import metrics, resourcelogs
 from passerelle.dispatch import CALLED_ENDPOINT
 from passerelle.envelope import (
     HubError,
@@ -70,8 +70,10 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 def record_call(request: web.Request, called: tuple, response: web.StreamResponse, duration: float) -> None:
-    """Metrics of an endpoint call (only calls that reached a known instance and endpoint)."""
+    """Metrics and the resource log line of an endpoint call (only calls that reached a
+    known instance and endpoint)."""
     connector, endpoint = called
     info = connector.instance
     metrics.REQUESTS.labels(info.type, info.slug, endpoint, str(response.status)).inc()
     metrics.REQUEST_DURATION.labels(info.type, info.slug, endpoint).observe(duration)
+    resourcelogs.log_call(request, connector, endpoint, response, duration)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import structlog
 from aiohttp import web
 from sqlalchemy import text
 
+from passerelle.availability import current_states, summary
 from passerelle.envelope import json_response
 from passerelle.hub import Hub, hub_of
 from passerelle.views import render_html, wants_html
+
+logger = structlog.get_logger("passerelle.pages")
 
 
 def instance_summaries(hub: Hub, base: str) -> list[dict[str, object]]:
@@ -43,7 +47,9 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.StreamResponse:
-    """Liveness plus database reachability: 200 when both are fine, 503 otherwise."""
+    """Liveness plus database reachability: 200 when both are fine, 503 otherwise. The
+    availability of the instances is reported, and never changes the status: it is
+    about the business applications, not the hub."""
     hub = hub_of(request)
     started = time.perf_counter()
     try:
@@ -61,5 +67,18 @@ async def health(request: web.Request) -> web.StreamResponse:
         "instances": len(hub.registry.connectors),
         "broken_instances": len(hub.registry.broken),
         "config_version": hub.registry.version,
+        "availability": await availability_summary(hub) if healthy else None,
     }
     return json_response(body, status=200 if healthy else 503)
+
+
+async def availability_summary(hub: Hub) -> dict[str, object] | None:
+    """Instances up, down and not checked yet, and which are down (their messages are
+    on their pages); None when it cannot be read."""
+    try:
+        async with asyncio.timeout(5):
+            states = await current_states(hub.sessionmaker)
+    except Exception as exc:
+        logger.warning("availability unreadable for /health", error=type(exc).__name__)
+        return None
+    return summary(hub.registry.all(), states)

@@ -1,8 +1,9 @@
 """Privacy, end to end: calls carrying every kind of personal data and secret, through
 query strings, JSON bodies, instance configurations, API user keys, a connector that
-logs everything it gets, an upstream that echoes data back, and crashes. Every log
-line the hub writes, every export (admin API and CLI) and every admin API answer is
-read: none of the values may appear; the citizen's NameID must."""
+logs everything it gets (on stdout and in its resource logs), an upstream that echoes
+data back, and crashes. Every log line the hub writes, every resource log row stored,
+every export (admin API and CLI) and every admin API answer is read: none of the values
+may appear; the citizen's NameID must, and erasing the NameID removes its rows."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from typing import Annotated, Any
 import pytest
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from sqlalchemy import select
 
 from passerelle import Connector, Context, Param, endpoint
+from passerelle.hub import HUB
 from passerelle.logs import configure_logging
+from passerelle.storage.models import ResourceLog
 from passerelle.testing import ADMIN_TOKEN, SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +100,9 @@ class Leaky(Connector):
     async def lookup(self, ctx: Context, **kwargs: str) -> dict[str, Any]:
         logger.info("lookup", query=dict(ctx.query), params=kwargs, headers=dict(ctx.headers), name_id=ctx.name_id)
         stdlib_logger.warning("lookup of %s, card %s, iban %s", kwargs.get("mail"), kwargs.get("card"), kwargs["iban"])
+        # And into its resource logs, stored in the database.
+        self.logger.info("lookup", query=dict(ctx.query), params=kwargs, headers=dict(ctx.headers))
+        self.logger.warning(f"lookup of {kwargs.get('mail')}, card {kwargs.get('card')}, iban {kwargs['iban']}")
         token = self.config.token.get_secret_value() if self.config.token else ""
         response = await self.http.get(
             f"{self.config.url}/accounts/{kwargs['mail']}/",
@@ -107,16 +114,19 @@ class Leaky(Connector):
     @endpoint(description="Links an account.", methods=["post"], body={"type": "object"})
     async def link(self, body: dict[str, Any], ctx: Context) -> dict[str, Any]:
         logger.info("link", body=body, body_text=json.dumps(body), name_id=ctx.name_id)
+        self.logger.info(f"link {json.dumps(body)}", body=body)
         try:
             int(body["iban"])
         except ValueError:
             logger.exception("the IBAN is not a number", iban_given=body["iban"])
+            self.logger.exception(f"the IBAN {body['iban']} is not a number", iban_given=body["iban"])
         # The application fails and echoes what it was sent.
         await self.http.post(f"{self.config.url}/verify", json=body)
         return {}
 
     @endpoint(description="Crashes.", pattern=r"^(?P<who>[^/]+)/$", example_pattern="{who}/")
     async def crash(self, who: Annotated[str, Param("Who", example="x")]) -> None:
+        self.logger.error(f"crashing for {who}", who=who, pin=PIN)
         raise RuntimeError(f"no account for {who} (NIR {NIR.replace(' ', '')}, phone {PHONE_INTL}, pin {PIN})")
 
 
@@ -163,13 +173,18 @@ def cli(env: dict[str, str], *args: str) -> str:
     return f"$ passerelle {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
+async def resource_logs(hub: Any) -> list[ResourceLog]:
+    async with hub.sessionmaker() as session:
+        return list((await session.scalars(select(ResourceLog).order_by(ResourceLog.id))).all())
+
+
 def check_clean(where: str, text: str) -> None:
     for value in FORBIDDEN:
         assert value not in text, f"{value!r} found in {where}:\n{text}"
 
 
 async def test_nothing_personal_nor_secret_is_logged_exported_or_answered(
-    hub_client, hub_settings, hub_database_url, fake_upstream, json_logs, tmp_path
+    hub_client, hub_app, hub_settings, hub_database_url, fake_upstream, json_logs, tmp_path
 ):
     logs = json_logs()
     answers: list[tuple[str, str]] = []
@@ -263,6 +278,27 @@ async def test_nothing_personal_nor_secret_is_logged_exported_or_answered(
     ]
     assert "PASSERELLE_SECRET_LEAKY_DEMO_PASSWORD" in outputs[0]
     assert "[secret]" in outputs[4] and "[secret]" in outputs[5]
+
+    # The resource logs, in the database and through the admin API.
+    hub = hub_app[HUB]
+    await hub.registry.resource_logs.flush(everything=True)
+    stored = json.dumps([[r.message, r.name_id, r.extra] for r in await resource_logs(hub)], ensure_ascii=False)
+    assert "lookup of [email], card [card], iban [iban]" in stored
+    assert "GET lookup → 200" in stored and "POST link → 502" in stored and "GET crash → 500" in stored
+    assert NAME_ID in stored
+    check_clean("the resource logs", stored)
+    await admin("GET", "/instances/leaky/demo/logs/?limit=1000", 200)
+    await admin("GET", f"/instances/leaky/demo/logs/?name_id={NAME_ID}", 200)
+
+    # The citizen's rows go with the erasure of the NameID; the others stay.
+    about_citizen = [r for r in await resource_logs(hub) if r.name_id == NAME_ID]
+    assert len(about_citizen) >= 6  # the calls with a NameID, and every line the connector logged in them
+    erased = await admin("DELETE", f"/citizens/{NAME_ID}/", 200)
+    assert erased["data"]["removed"]["resource logs"] == len(about_citizen)
+    remaining = await resource_logs(hub)
+    assert remaining and all(r.name_id != NAME_ID for r in remaining)
+    shown = await admin("GET", f"/citizens/{NAME_ID}/", 200)
+    assert shown["data"]["resource logs"] == 0
 
     logged = logs.readouterr()
     lines = [line for line in logged.out.splitlines() if line.strip()]
