@@ -137,7 +137,8 @@ def test_index_page():
     assert markdown.startswith("# Connector types\n")
     assert f"{len(types)} connector types, by category." in markdown
     assert markdown.index("## Edge | cases") < markdown.index("## Tests")
-    assert "| [Sample](sample.md) | `sample` | 14 | Exercises the framework. |" in markdown
+    count = sum(1 for variants in Sample.endpoints.values() for spec in variants if spec.show)
+    assert f"| [Sample](sample.md) | `sample` | {count} | Exercises the framework. |" in markdown
     assert "[Awkward &lt;b&gt;names&lt;/b&gt;](awkward.md)" in markdown
     assert markdown_filename(Sample) == "sample.md"
     assert render_index_markdown([Sample]) == render_index_markdown({"sample": Sample})

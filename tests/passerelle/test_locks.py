@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from passerelle import locks
 from passerelle.hub import HUB
+from passerelle.storage.models import PeriodicLock, utcnow
+
+
+async def expire(sessionmaker, name: str) -> None:
+    """End a hold now, without waiting for it (20 concurrent claims may take longer than a short hold)."""
+    async with sessionmaker() as session:
+        await session.execute(
+            update(PeriodicLock).where(PeriodicLock.name == name).values(locked_until=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
 
 
 @pytest.fixture
@@ -26,13 +38,13 @@ async def test_one_claim_wins_until_the_hold_expires(sessionmaker):
 
 async def test_concurrent_claims_elect_exactly_one(sessionmaker):
     # No row yet: the processes race to insert it.
-    results = await asyncio.gather(*(locks.claim(sessionmaker, "sample/race", hold=0.3) for _ in range(20)))
+    results = await asyncio.gather(*(locks.claim(sessionmaker, "sample/race", hold=60) for _ in range(20)))
     assert results.count(True) == 1
     # Held: nobody else gets it.
-    results = await asyncio.gather(*(locks.claim(sessionmaker, "sample/race", hold=0.3) for _ in range(20)))
+    results = await asyncio.gather(*(locks.claim(sessionmaker, "sample/race", hold=60) for _ in range(20)))
     assert results.count(True) == 0
     # Expired: the processes race to update it.
-    await asyncio.sleep(0.4)
+    await expire(sessionmaker, "sample/race")
     results = await asyncio.gather(*(locks.claim(sessionmaker, "sample/race", hold=60) for _ in range(20)))
     assert results.count(True) == 1
     states = await locks.lock_states(sessionmaker, prefix="sample/")
