@@ -53,9 +53,8 @@ def create_app(
     app.router.add_get("/{type}/{slug}/", docpage.handler, name="instance-doc")
     app.router.add_get("/{type}/{slug}", docpage.redirect)
     app[ACCESS] = access = AccessChecker(settings, sessionmaker)
-    app.router.add_route(
-        "*", "/{type}/{slug}/{endpoint}{rest:.*}", EndpointHandler(hub.registry, access).handle, name="endpoint"
-    )
+    endpoints = EndpointHandler(hub.registry, access, hub.cache)
+    app.router.add_route("*", "/{type}/{slug}/{endpoint}{rest:.*}", endpoints.handle, name="endpoint")
     return app
 
 
@@ -85,6 +84,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if jobs is not None:
         hub.registry.listeners.append(jobs.sync)
         jobs.start()
+    hub.registry.listeners.append(hub.cache.instances_changed)
+    metrics.register_state_collector("response_cache", hub.cache.collect)
     await hub.registry.reload(force=True)
     hub.services = build_services(hub)
     started: list[Service] = []
@@ -101,5 +102,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         jobs.shutdown()
     await hub.registry.close()
     await app[ACCESS].close()
+    await hub.cache.close()
     if hub.owns_engine:
         await hub.engine.dispose()

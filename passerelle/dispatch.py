@@ -3,13 +3,16 @@
 One handler does, in order: find the instance (404), find the endpoint variant
 whose pattern matches the rest of the path (404) and accepts the method (405),
 check the caller's right (403), validate query parameters (400) and the JSON body
-(400), call the connector method, and render the envelope. Errors raised on the
-way are rendered by :mod:`passerelle.middleware`.
+(400), call the connector method, and render the envelope. GET and HEAD calls of
+endpoints declaring a ``cache_duration`` go through the response cache
+(:mod:`passerelle.cache`) instead, once the right is checked and the parameters
+validated. Errors raised on the way are rendered by :mod:`passerelle.middleware`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jsonschema
@@ -18,6 +21,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from passerelle.auth.access import AccessChecker, open_caller, raw_query_string
+from passerelle.cache import Produced, ResponseCache
 from passerelle.connectors import Connector, Context, EndpointSpec
 from passerelle.envelope import (
     InvalidBody,
@@ -35,6 +39,7 @@ CALLED_ENDPOINT = web.RequestKey("called_endpoint", tuple)
 
 JSONP_CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,100}$")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+CACHED_METHODS = frozenset({"GET", "HEAD"})
 
 
 def select_endpoint(connector: Connector, name: str, rest: str, method: str) -> tuple[EndpointSpec, dict[str, str]]:
@@ -146,25 +151,33 @@ def describe_body_errors(exc: ValidationError) -> str:
     return "invalid body at " + "; ".join(parts)
 
 
+def payload_of(spec: EndpointSpec, result: Any) -> tuple[Any, bool]:
+    """What a result is sent as, and whether that is the ``{"err": 0}`` envelope."""
+    if spec.raw:
+        return result, False
+    if isinstance(result, Result):
+        return result.envelope(), True
+    return {"err": 0, "data": result}, True
+
+
 def render(spec: EndpointSpec, result: Any, query: Any) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
-    if spec.raw:
-        payload = result
-    elif isinstance(result, Result):
-        payload = result.envelope()
-    else:
-        payload = {"err": 0, "data": result}
-    return serialise(payload, query)
+    return serialise(payload_of(spec, result)[0], query)
 
 
 def serialise(payload: Any, query: Any, status: int = 200) -> web.Response:
+    return respond(dumps(payload), query, status)
+
+
+def respond(body: bytes, query: Any, status: int = 200) -> web.Response:
+    """A serialised payload as the response, wrapped for JSONP when asked."""
     callback = query.get("callback")
     if callback is not None and JSONP_CALLBACK.match(callback):
         # JSONP for w.c.s.'s legacy browser-side data sources.
-        body = callback.encode() + b"(" + dumps(payload) + b");"
+        body = callback.encode() + b"(" + body + b");"
         return web.Response(body=body, status=status, content_type="application/javascript")
-    return web.Response(body=dumps(payload), status=status, content_type="application/json")
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def make_context(request: web.Request, caller: str | None) -> Context:
@@ -183,9 +196,12 @@ def make_context(request: web.Request, caller: str | None) -> Context:
 class EndpointHandler:
     """The aiohttp handler of ``/{type}/{slug}/{endpoint}{rest}``."""
 
-    def __init__(self, registry: InstanceRegistry, access: AccessChecker | None = None) -> None:
+    def __init__(
+        self, registry: InstanceRegistry, access: AccessChecker | None = None, cache: ResponseCache | None = None
+    ) -> None:
         self.registry = registry
         self.access = access or AccessChecker(registry.settings, registry.sessionmaker)
+        self.cache = cache if cache is not None and cache.enabled else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Errors raised here are rendered by passerelle.middleware.
@@ -194,7 +210,8 @@ class EndpointHandler:
 
     async def call(self, request: web.Request, type_slug: str, slug: str, name: str, rest: str) -> web.StreamResponse:
         connector = self.registry.lookup(type_slug, slug)
-        spec, groups = select_endpoint(connector, name, rest.lstrip("/") if rest != "/" else "", request.method)
+        rest = rest.lstrip("/") if rest != "/" else ""
+        spec, groups = select_endpoint(connector, name, rest, request.method)
         # Known instance and endpoint: metrics and resource logs may name them (bounded labels).
         request[CALLED_ENDPOINT] = (connector, spec.name)
         query = request.query
@@ -221,5 +238,35 @@ class EndpointHandler:
             arguments[spec.signature.body_arg] = None
         if spec.signature.context_arg is not None:
             arguments[spec.signature.context_arg] = make_context(request, caller)
-        result = await getattr(connector, spec.method_name)(**arguments)
+        method = getattr(connector, spec.method_name)
+        if self.cache is not None and spec.cache_duration > 0 and request.method in CACHED_METHODS:
+            # After the access check and the validation: the cache never answers what the call would refuse.
+            return await self.cached_call(connector, spec, rest, query, method, arguments)
+        result = await method(**arguments)
         return render(spec, result, query)
+
+    async def cached_call(
+        self,
+        connector: Connector,
+        spec: EndpointSpec,
+        rest: str,
+        query: Any,
+        method: Callable[..., Awaitable[Any]],
+        arguments: dict[str, Any],
+    ) -> web.StreamResponse:
+        assert self.cache is not None
+
+        async def produce() -> Produced:
+            result = await method(**arguments)
+            if isinstance(result, web.StreamResponse):
+                return result
+            return payload_of(spec, result)
+
+        key = self.cache.key(connector, spec.name, rest, query)
+        answer = await self.cache.fetch(key, spec.cache_duration, produce)
+        if isinstance(answer, web.StreamResponse):
+            return answer
+        # JSONP is applied after the cache: the callback is not part of the key.
+        response = respond(answer.body, query)
+        response.headers.update(answer.headers())
+        return response

@@ -9,6 +9,7 @@ from typing import Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from passerelle.cache import ResponseCache
 from passerelle.citizens import Citizens
 from passerelle.connectors import Connector
 from passerelle.instances import InstanceRegistry
@@ -43,9 +44,17 @@ class Hub:
         return self.registry.types
 
     @cached_property
+    def cache(self) -> ResponseCache:
+        """The response cache of endpoints declaring a ``cache_duration``."""
+        return ResponseCache.from_settings(self.settings)
+
+    @cached_property
     def citizens(self) -> Citizens:
         """The stores of data about citizens (rights of access and erasure)."""
-        return Citizens(self.sessionmaker)
+        citizens = Citizens(self.sessionmaker)
+        # Cached answers of calls made with a NameID hold what the application said about that citizen.
+        citizens.register("response cache", erase=self.cache.erase_citizen, find=self.cache.count_citizen)
+        return citizens
 
     def base_url(self, request: web.Request) -> str:
         return self.settings.base_url.rstrip("/") or f"{request.scheme}://{request.host}"

@@ -6,6 +6,7 @@ import asyncio
 from datetime import date
 from typing import Annotated, Literal
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from passerelle import PUBLIC, APIError, Connector, Context, Param, Result, endpoint, periodic
@@ -16,6 +17,7 @@ class SampleConfig(BaseModel):
     greeting: str = Field("hello", description="Word put before names.")
     password: SecretStr | None = Field(None, description="A secret the sample never shows.")
     limit: int = Field(10, ge=1, description="Largest page size.")
+    upstream_url: str = Field("", description="Base URL of the application the cached endpoints ask.")
 
 
 class Person(BaseModel):
@@ -125,3 +127,45 @@ class Sample(Connector):
     @periodic(seconds=3600, description="Refreshes nothing.")
     async def refresh(self) -> None:
         return None
+
+    # -- response cache (tests/passerelle/test_cache*.py); hidden from the generated docs,
+    # whose tests count the documented endpoints -----------------------------------------
+
+    async def _ask_upstream(self, path: str, q: str | None, ctx: Context) -> object:
+        params = {"q": q or "", "NameID": ctx.name_id or ""}
+        answer = (await self.http.get(f"{self.config.upstream_url}{path}", params=params)).json()
+        if isinstance(answer, dict) and "refuse" in answer:
+            raise APIError(answer["refuse"])
+        return answer
+
+    @endpoint(description="The application's answer, cached a minute.", cache_duration=60, show=False)
+    async def cached(self, ctx: Context, q: Annotated[str | None, Param("Anything", example="x")] = None) -> object:
+        return await self._ask_upstream("/cached", q, ctx)
+
+    @endpoint(
+        name="cached-result", description="The application's answer with extra keys.", cache_duration=60, show=False
+    )
+    async def cached_result(self, ctx: Context) -> Result:
+        return Result(await self._ask_upstream("/cached", None, ctx), source="upstream")
+
+    @endpoint(
+        name="cached-raw", description="The application's answer, raw, cached.", raw=True, cache_duration=60, show=False
+    )
+    async def cached_raw(self, ctx: Context) -> object:
+        return await self._ask_upstream("/cached", None, ctx)
+
+    @endpoint(
+        name="cached-admin", description="Cached, with another right.", perm="can_admin", cache_duration=60, show=False
+    )
+    async def cached_admin(self, ctx: Context) -> object:
+        return await self._ask_upstream("/cached", None, ctx)
+
+    @endpoint(
+        name="cached-stream",
+        description="Streams its own answer, which is never cached.",
+        cache_duration=60,
+        show=False,
+    )
+    async def cached_stream(self, ctx: Context) -> web.Response:
+        answer = await self._ask_upstream("/cached", None, ctx)
+        return web.json_response({"streamed": answer})
