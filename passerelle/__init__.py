@@ -20,6 +20,7 @@ from passerelle.envelope import (
     UpstreamUnavailable,
     WrongParameter,
 )
+from passerelle.jobs import RetryLater
 from passerelle.linking import LinkingConnector
 from passerelle.parameters import Param
 
@@ -39,6 +40,7 @@ __all__ = [
     "Param",
     "PermissionDenied",
     "Result",
+    "RetryLater",
     "UpstreamError",
     "UpstreamUnavailable",
     "WrongParameter",

@@ -1,7 +1,10 @@
-"""create_app(settings) -> aiohttp Application. Wiring only."""
+"""create_app(settings) -> aiohttp Application, and what `serve` and `passerelle worker` share:
+the hub (build_hub), its background services (build_services) and their lifecycle
+(running). Wiring only."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -14,7 +17,7 @@ from passerelle.connectors import Connector
 from passerelle.dispatch import EndpointHandler
 from passerelle.hub import HUB, Hub, Service
 from passerelle.instances import InstanceRegistry, watching
-from passerelle.jobs import PeriodicJobs
+from passerelle.jobs import JobRunner, PeriodicService
 from passerelle.middleware import envelope_middleware
 from passerelle.plugins import discover_types
 from passerelle.resourcelogs import RetentionPurge
@@ -34,12 +37,8 @@ def create_app(
     engine: AsyncEngine | None = None,
 ) -> web.Application:
     """Build the application; the database is checked and instances loaded on startup."""
-    if types is None:
-        types = discover_types(settings.load_plugins)
-    owns_engine = engine is None
-    engine = engine or make_engine(settings.resolved_database_url)
-    sessionmaker = make_sessionmaker(engine)
-    hub = Hub(settings, engine, sessionmaker, InstanceRegistry(settings, types, sessionmaker), owns_engine)
+    hub = build_hub(settings, types=types, engine=engine)
+    sessionmaker = hub.sessionmaker
 
     app = web.Application(middlewares=[envelope_middleware], client_max_size=settings.max_body_size)
     app[HUB] = hub
@@ -58,50 +57,76 @@ def create_app(
     return app
 
 
+def build_hub(
+    settings: Settings,
+    *,
+    types: dict[str, type[Connector]] | None = None,
+    engine: AsyncEngine | None = None,
+) -> Hub:
+    """The hub's shared state; its registry is empty until :func:`running` loads it."""
+    if types is None:
+        types = discover_types(settings.load_plugins)
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.resolved_database_url)
+    sessionmaker = make_sessionmaker(engine)
+    return Hub(settings, engine, sessionmaker, InstanceRegistry(settings, types, sessionmaker), owns_engine)
+
+
 def build_services(hub: Hub) -> list[Service]:
     """The background services of this process, in start order."""
     services: list[Service] = []
     # The resource log writer first: stopped after everything that may log.
     services.append(hub.registry.resource_logs)
     if hub.settings.run_periodic_jobs:
+        services.append(PeriodicService(hub.registry, hub.sessionmaker))
         services.append(AvailabilityService(hub))
         services.append(RetentionPurge(hub.sessionmaker, hub.settings))
+    if hub.settings.run_jobs:
+        services.append(JobRunner(hub.settings, hub.sessionmaker, hub.registry))
     return services
+
+
+@contextlib.asynccontextmanager
+async def running(hub: Hub) -> AsyncIterator[Hub]:
+    """Check the schema, load the instances, start the services and follow changes of the
+    configuration; at exit, stop the services in reverse order (each given
+    ``SHUTDOWN_GRACE`` seconds) and close the instances. ``serve`` and ``passerelle worker``
+    both run in it."""
+    settings = hub.settings
+    try:
+        if not await is_up_to_date(hub.engine):
+            if settings.should_auto_migrate:
+                await upgrade(hub.engine)
+            else:
+                raise DatabaseNotMigrated(
+                    f"the database is not at the schema this hub needs (revision {head_revision()}); "
+                    "run `passerelle migrate` first"
+                )
+        await hub.registry.reload(force=True)
+        hub.services = build_services(hub)
+        started: list[Service] = []
+        try:
+            for service in hub.services:
+                await service.start()
+                started.append(service)
+            async with watching(hub.registry):
+                yield hub
+        finally:
+            for service in reversed(started):
+                await service.stop(settings.shutdown_grace)
+    finally:
+        await hub.registry.close()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
-    settings = hub.settings
-    if not await is_up_to_date(hub.engine):
-        if settings.should_auto_migrate:
-            await upgrade(hub.engine)
-        else:
-            raise DatabaseNotMigrated(
-                f"the database is not at the schema this hub needs (revision {head_revision()}); "
-                "run `passerelle migrate` first"
-            )
-    jobs = PeriodicJobs() if settings.run_periodic_jobs else None
-    if jobs is not None:
-        hub.registry.listeners.append(jobs.sync)
-        jobs.start()
     hub.registry.listeners.append(hub.cache.instances_changed)
     metrics.register_state_collector("response_cache", hub.cache.collect)
-    await hub.registry.reload(force=True)
-    hub.services = build_services(hub)
-    started: list[Service] = []
     try:
-        for service in hub.services:
-            await service.start()
-            started.append(service)
-        async with watching(hub.registry):
+        async with running(hub):
             yield
     finally:
-        for service in reversed(started):
-            await service.stop(settings.shutdown_grace)
-    if jobs is not None:
-        jobs.shutdown()
-    await hub.registry.close()
-    await app[ACCESS].close()
-    await hub.cache.close()
-    if hub.owns_engine:
-        await hub.engine.dispose()
+        await app[ACCESS].close()
+        await hub.cache.close()
+        if hub.owns_engine:
+            await hub.engine.dispose()

@@ -147,6 +147,25 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 @main.command()
 @click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run queued jobs (and periodic jobs, unless RUN_PERIODIC_JOBS is off) without serving HTTP.
+
+    SIGTERM or SIGINT stops it: running jobs get SHUTDOWN_GRACE seconds, then are
+    released to be run again. Run `serve` with RUN_JOBS off when workers run the jobs.
+    """
+    from passerelle.jobs.worker import run_worker
+    from passerelle.logs import configure_logging
+
+    settings = load_settings(ctx)
+    configure_logging(settings.log_level, settings.log_format)
+    secret_box(settings)  # refuse to start without the key of stored secrets
+    engine = run(_open_database(settings, migrate=settings.should_auto_migrate))
+    run(engine.dispose())
+    run(run_worker(settings, connector_types(settings)))
+
+
+@main.command()
+@click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Bring the database schema up to date."""
     from passerelle.storage.migrate import head_revision

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -320,6 +321,34 @@ class Connector:
 
     async def check_status(self) -> None:
         """Raise an exception when the business application is unavailable."""
+
+    async def add_job(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        natural_id: str | None = None,
+        after: float | datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> int:
+        """Queue ``await self.<method>(**params)`` to run once, in a job runner, with retries;
+        return the job's id. ``params`` are JSON values. With a ``natural_id``, a job of this
+        instance and method still pending or running with it is not queued again (its id is
+        returned). ``after``: seconds from now or a datetime. ``max_attempts``: default
+        ``JOB_MAX_ATTEMPTS``. The method may raise ``RetryLater`` to be run later. See docs/jobs.md."""
+        from passerelle.jobs.queue import enqueue  # the jobs package imports this module
+
+        if self._sessionmaker is None:
+            raise RuntimeError(f"{self!r} has no database: only instances built by the hub can queue jobs")
+        return await enqueue(
+            self._sessionmaker,
+            self,
+            method,
+            params if params is not None else {},
+            natural_id=natural_id,
+            after=after,
+            max_attempts=max_attempts,
+        )
 
 
 def _build_spec(method_name: str, func: Callable[..., Any], declaration: dict[str, Any]) -> EndpointSpec:

@@ -7,7 +7,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -140,10 +152,23 @@ class Job(Base):
     ``run_after`` after a failed attempt, until ``max_attempts`` makes it failed.
     A running job is reserved until ``locked_until`` (a lease renewed while it
     runs): when its process dies, the lease expires and another process runs it.
+    ``postponements`` counts the times the job asked to run later (``RetryLater``).
+    One pending or running job at most per instance, method and ``natural_id``.
     """
 
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_state_run_after", "state", "run_after"),)
+    __table_args__ = (
+        Index("ix_job_state_run_after", "state", "run_after"),
+        Index(
+            "uq_job_active_natural_id",
+            "instance_id",
+            "method",
+            "natural_id",
+            unique=True,
+            sqlite_where=text("state IN ('pending', 'running') AND natural_id IS NOT NULL"),
+            postgresql_where=text("state IN ('pending', 'running') AND natural_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("connector_instance.id", ondelete="CASCADE"), index=True)
@@ -152,6 +177,7 @@ class Job(Base):
     natural_id: Mapped[str | None] = mapped_column(String(256), nullable=True, default=None, index=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    postponements: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     run_after: Mapped[datetime] = mapped_column(default=utcnow)
     locked_by: Mapped[str] = mapped_column(String(128), default="")

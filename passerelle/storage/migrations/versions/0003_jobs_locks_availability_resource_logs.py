@@ -59,6 +59,7 @@ def upgrade() -> None:
     sa.Column('natural_id', sa.String(length=256), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('postponements', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('run_after', sa.DateTime(timezone=True), nullable=False),
     sa.Column('locked_by', sa.String(length=128), nullable=False),
@@ -74,6 +75,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_job_instance_id'), ['instance_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_job_natural_id'), ['natural_id'], unique=False)
         batch_op.create_index('ix_job_state_run_after', ['state', 'run_after'], unique=False)
+        batch_op.create_index('uq_job_active_natural_id', ['instance_id', 'method', 'natural_id'], unique=True, sqlite_where=sa.text("state IN ('pending', 'running') AND natural_id IS NOT NULL"), postgresql_where=sa.text("state IN ('pending', 'running') AND natural_id IS NOT NULL"))
 
     op.create_table('resource_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -112,6 +114,7 @@ def downgrade() -> None:
 
     op.drop_table('resource_log')
     with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_index('uq_job_active_natural_id', sqlite_where=sa.text("state IN ('pending', 'running') AND natural_id IS NOT NULL"), postgresql_where=sa.text("state IN ('pending', 'running') AND natural_id IS NOT NULL"))
         batch_op.drop_index('ix_job_state_run_after')
         batch_op.drop_index(batch_op.f('ix_job_natural_id'))
         batch_op.drop_index(batch_op.f('ix_job_instance_id'))
