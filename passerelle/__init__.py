@@ -5,7 +5,8 @@ The public surface for connector authors::
     from passerelle import Connector, endpoint, periodic, Param, Context, PUBLIC, APIError
 
 and, for connectors linking a citizen's NameID to an account, ``LinkingConnector``
-and its ``NotLinked`` error.
+and its ``NotLinked`` error; for outbound calls, ``HttpConfig`` (per-instance overrides
+of ``self.http``) and ``run_sync`` (synchronous libraries in the bounded thread pool).
 """
 
 from passerelle.connectors import PUBLIC, Connector, Context, EmptyConfig, InstanceInfo, endpoint, periodic
@@ -20,9 +21,11 @@ from passerelle.envelope import (
     UpstreamUnavailable,
     WrongParameter,
 )
+from passerelle.http import HttpConfig
 from passerelle.jobs import RetryLater
 from passerelle.linking import LinkingConnector
 from passerelle.parameters import Param
+from passerelle.threads import run_sync
 
 __version__ = "0.1.0"
 
@@ -32,6 +35,7 @@ __all__ = [
     "Connector",
     "Context",
     "EmptyConfig",
+    "HttpConfig",
     "HubError",
     "InstanceInfo",
     "LinkingConnector",
@@ -46,4 +50,5 @@ __all__ = [
     "WrongParameter",
     "endpoint",
     "periodic",
+    "run_sync",
 ]

@@ -24,6 +24,7 @@ from passerelle.resourcelogs import RetentionPurge
 from passerelle.settings import Settings
 from passerelle.storage import make_engine, make_sessionmaker
 from passerelle.storage.migrate import head_revision, is_up_to_date, upgrade
+from passerelle.threads import ThreadPoolService
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -74,8 +75,9 @@ def build_hub(
 
 def build_services(hub: Hub) -> list[Service]:
     """The background services of this process, in start order."""
-    services: list[Service] = []
-    # The resource log writer first: stopped after everything that may log.
+    # The thread pool first: stopped last, once nothing else may hand it work.
+    services: list[Service] = [ThreadPoolService(hub.settings)]
+    # The resource log writer next: stopped after everything that may log.
     services.append(hub.registry.resource_logs)
     if hub.settings.run_periodic_jobs:
         services.append(PeriodicService(hub.registry, hub.sessionmaker))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from multidict import MultiDictProxy
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from passerelle.http import HttpClient, HttpOptions
+from passerelle.http import HttpClient, HttpConfig, HttpOptions, options_from_config
 from passerelle.links import Links
 from passerelle.parameters import ParamSpec, SignatureSpec, spec_from_signature
 from passerelle.resourcelogs import ResourceLogger
@@ -46,6 +46,7 @@ __all__ = [
     "Context",
     "EmptyConfig",
     "EndpointSpec",
+    "HttpConfig",
     "InstanceInfo",
     "PeriodicJob",
     "endpoint",
@@ -293,8 +294,12 @@ class Connector:
         return self._logger
 
     def http_options(self) -> HttpOptions:
-        """Override to derive timeouts or TLS options from the configuration."""
-        return HttpOptions()
+        """The options of ``self.http``: the defaults, with the per-instance overrides of
+        the Config's ``http`` field (:class:`~passerelle.http.HttpConfig`) and its
+        ``http_password`` / ``http_bearer_token`` secrets when it has them. Override to
+        set your own defaults: ``options_from_config(self.config, HttpOptions(...))``
+        keeps the instance's overrides on top (docs/outbound-calls.md)."""
+        return options_from_config(self.config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.instance.type}/{self.instance.slug}>"

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from passerelle.admin import cache, jobs, monitoring
+from passerelle.admin import cache, jobs, monitoring, upstreams
 from passerelle.admin.auth import ADMIN_LIMITER, FailureLimiter, require_admin
 from passerelle.admin.citizens import erase_citizen, show_citizen
 from passerelle.configfile import (
@@ -350,9 +350,10 @@ def setup_routes(app: web.Application) -> None:
         ("POST", "/import/", import_),
         ("GET", "/citizens/{name_id}/", show_citizen),
         ("DELETE", "/citizens/{name_id}/", erase_citizen),
-        *jobs.ROUTES,
         *cache.ROUTES,
         *monitoring.ROUTES,
+        *upstreams.ROUTES,
+        *jobs.ROUTES,
     ]
     for method, path, view in routes:
         handler = require_admin(view)
