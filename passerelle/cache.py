@@ -71,6 +71,7 @@ from passerelle.envelope import UpstreamError, dumps
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
+    from passerelle.citizens import Citizens
     from passerelle.connectors import Connector
     from passerelle.settings import Settings
 
@@ -391,6 +392,10 @@ class ResponseCache:
     @property
     def enabled(self) -> bool:
         return self.backend is not None
+
+    def register_citizen_store(self, citizens: Citizens) -> None:
+        """Make the citizen's cached answers part of their rights of access and erasure."""
+        citizens.register("response cache", erase=self.erase_citizen, find=self.count_citizen)
 
     @property
     def clock(self) -> Clock:

@@ -314,13 +314,22 @@ def citizen() -> None:
 
 
 async def _with_citizens(settings: Settings, action: Any) -> Any:
+    from passerelle.cache import ResponseCache
     from passerelle.citizens import Citizens
     from passerelle.storage import make_sessionmaker
 
     engine = await _open_database(settings, migrate=settings.should_auto_migrate)
+    citizens = Citizens(make_sessionmaker(engine))
+    # A shared (Redis) cache outlives the hub processes: its answers are part of the citizen's
+    # data. An in-memory cache lives and dies with each process, out of this command's reach.
+    cache = ResponseCache.from_settings(settings) if settings.cache_url else None
+    if cache is not None:
+        cache.register_citizen_store(citizens)
     try:
-        return await action(Citizens(make_sessionmaker(engine)))
+        return await action(citizens)
     finally:
+        if cache is not None:
+            await cache.close()
         await engine.dispose()
 
 

@@ -34,6 +34,7 @@ from passerelle.envelope import (
 from passerelle.instances import InstanceRegistry
 from passerelle.parameters import PUBLIK_PARAMETERS
 from passerelle.requestid import request_id_of
+from passerelle.resourcelogs import CALLER
 
 CALLED_ENDPOINT = web.RequestKey("called_endpoint", tuple)
 
@@ -229,6 +230,7 @@ class EndpointHandler:
                     remote=request.remote,
                     target=f"{type_slug}/{slug}/{name}",
                 )
+            request[CALLER] = caller  # named in the call's resource log line
         arguments = read_query(spec, query)
         if groups or spec.path_params:
             arguments.update(convert_path(spec, groups))

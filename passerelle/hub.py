@@ -53,7 +53,7 @@ class Hub:
         """The stores of data about citizens (rights of access and erasure)."""
         citizens = Citizens(self.sessionmaker)
         # Cached answers of calls made with a NameID hold what the application said about that citizen.
-        citizens.register("response cache", erase=self.cache.erase_citizen, find=self.cache.count_citizen)
+        self.cache.register_citizen_store(citizens)
         return citizens
 
     def base_url(self, request: web.Request) -> str:

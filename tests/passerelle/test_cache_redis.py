@@ -193,3 +193,19 @@ async def test_a_redis_that_hangs_makes_misses(start_hub, silent_server, applica
         for n in (1, 2):
             status, headers, body = await call(client, "cached?q=a")
             assert (status, headers["X-Cache"], body["data"]["n"]) == (200, "miss", n)
+
+
+async def test_the_cli_reaches_the_shared_cache(redis_hub, application, hub_settings, redis_url):  # noqa: F811
+    # `passerelle citizen show|erase` runs outside any hub process: a Redis cache is in its reach.
+    from passerelle.cli import _with_citizens
+
+    client, _hub, _clock = redis_hub
+    for path in (f"cached?q=a&NameID={ALICE}", f"cached?q=a&NameID={BOB}"):
+        await call(client, path)
+    settings = hub_settings.model_copy(update={"cache_url": redis_url})
+    found = await _with_citizens(settings, lambda citizens: citizens.show(ALICE))
+    assert found["response cache"] == 1
+    erased = await _with_citizens(settings, lambda citizens: citizens.erase(ALICE, actor="cli"))
+    assert erased.removed["response cache"] == 1
+    assert (await call(client, f"cached?q=a&NameID={ALICE}"))[1]["X-Cache"] == "miss"
+    assert (await call(client, f"cached?q=a&NameID={BOB}"))[1]["X-Cache"] == "hit"

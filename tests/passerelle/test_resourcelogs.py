@@ -17,7 +17,7 @@ from passerelle.hub import HUB, Hub
 from passerelle.middleware import envelope_middleware
 from passerelle.resourcelogs import CALLER, ResourceLogWriter, RetentionPurge
 from passerelle.storage.models import PeriodicLock, ResourceLog, utcnow
-from passerelle.testing import ADMIN_TOKEN
+from passerelle.testing import ADMIN_TOKEN, OPEN_USER
 from tests.passerelle.test_availability import Probe
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -320,3 +320,11 @@ async def test_the_purge_service_purges_periodically(hub, make_instance):
             assert await rows(hub, probe.instance.id) == []
     finally:
         await asyncio.wait_for(purge.stop(1), 5)
+
+
+async def test_a_real_call_names_its_api_user(hub, hub_client, make_instance):
+    sample = await make_instance("sample", "named")
+    response = await hub_client.get("/sample/named/hello?name=Ada&NameID=abc")
+    assert response.status == 200
+    [line] = await rows(hub, sample.instance.id)
+    assert (line.extra["apiuser"], line.extra["status"], line.name_id) == (OPEN_USER, 200, "abc")
