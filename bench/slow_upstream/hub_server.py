@@ -42,7 +42,9 @@ class SlowProxy(Connector):
 
     def http_options(self) -> HttpOptions:
         # 256 callers wait on a 200 ms application: the pool must hold them all.
-        return HttpOptions(max_connections=self.config.max_connections)
+        return HttpOptions(
+            max_connections=self.config.max_connections, max_connections_per_host=self.config.max_connections
+        )
 
     @endpoint(description="The application's answer, through the outbound client")
     async def fetch(self) -> object:
