@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from passerelle import Connector, endpoint
 from passerelle.app import create_app
+from passerelle.cli import use_uvloop
 from passerelle.http import HttpOptions
 from passerelle.logs import configure_logging
 from passerelle.management import Manager
@@ -83,6 +84,7 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     types = {**discover_types(), SlowProxy.slug: SlowProxy}
     asyncio.run(prepare(settings, types, args.upstream))
+    use_uvloop()  # as `passerelle serve` does
     app = create_app(settings, types=types)
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, backlog=2048)
 
