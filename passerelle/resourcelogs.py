@@ -396,18 +396,33 @@ def log_call(
     request: web.Request, connector: Connector, endpoint: str, response: web.StreamResponse, duration: float
 ) -> None:
     """The resource log line of an endpoint call (called by the middleware at its end):
-    INFO when answered below 400, WARNING for 4xx, ERROR for 5xx (upstream failures
-    included), with the error's description. Query parameters are named, their values
-    never stored (they may be personal). The call's waiting lines are then released
-    with its ``NameID``."""
+    DEBUG for a success, INFO for a business error answered 200 (``err: 1``), WARNING for
+    4xx, ERROR for 5xx (upstream failures included), with the error's description. Query
+    parameters are named, their values never stored (they may be personal). The call's
+    waiting lines are then released with its ``NameID``.
+
+    Successes are DEBUG, unlike Passerelle's INFO: storing a row per autocompletion
+    keystroke would cost more than answering it (bench/overhead). An instance set to DEBUG
+    stores every call."""
     writer = connector._resource_logs
     if writer is None or not writer.running:
         return
     rid = request_id_of(request)
     name_id = request.query.get("NameID") or ""
     status = response.status
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    if level >= instance_level(connector):
+    threshold = instance_level(connector)
+    error: tuple[str, str] | None = None
+    if status < 400:
+        level = logging.DEBUG
+        if threshold <= logging.INFO:
+            # A business error is INFO (_error_of tells a success without parsing it).
+            error = _error_of(response)
+            if error is not None:
+                level = logging.INFO
+    else:
+        level = logging.WARNING if status < 500 else logging.ERROR
+        error = _error_of(response)
+    if level >= threshold:
         ms = round(duration * 1000, 1)
         # Redacted here, on the hot path, only where the caller or the connector wrote:
         # the method, endpoint name, status and API user come from the hub.
@@ -420,7 +435,6 @@ def log_call(
             "params": [redact_text(name) for name in sorted(set(request.query))],
         }
         message = f"{request.method} {endpoint} → {status} in {ms:g} ms"
-        error = _error_of(response)
         if error is not None:
             extra["err_class"], extra["err_desc"] = error[0], redact_text(error[1])
             message += f": {extra['err_desc']}"

@@ -28,6 +28,8 @@ from urllib.parse import parse_qs
 import orjson
 from aiohttp import web
 
+from passerelle.cli import use_uvloop
+
 _NON_WORD = re.compile(r"[\W_]+")
 
 
@@ -92,6 +94,7 @@ def main() -> None:
     items = load_items(args.csv, args.id_column, args.text_column)
     payloads = {case: answer(items, case) for case in args.case}
     app = make_app(payloads, args.path, args.serializer)
+    use_uvloop()  # the event loop `passerelle serve` runs on: the comparison is about the framework
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
 
 

@@ -13,6 +13,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from passerelle.cli import use_uvloop
+
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     args = parser.parse_args()
+    use_uvloop()  # the event loop `passerelle serve` runs on: the comparison is about the framework
     web.run_app(make_app(args.upstream), host=args.host, port=args.port, access_log=None, print=None, backlog=2048)
 
 

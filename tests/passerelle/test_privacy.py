@@ -186,6 +186,7 @@ def check_clean(where: str, text: str) -> None:
 async def test_nothing_personal_nor_secret_is_logged_exported_or_answered(
     hub_client, hub_app, hub_settings, hub_database_url, fake_upstream, json_logs, tmp_path
 ):
+    hub_settings.resource_log_level = "DEBUG"  # store every call line: all of them must be clean
     logs = json_logs()
     answers: list[tuple[str, str]] = []
 

@@ -30,6 +30,13 @@ def hub_connector_types(hub_connector_types):
 
 
 @pytest.fixture
+def hub_settings(hub_settings):
+    # Every call stored, as an instance set to DEBUG does (at the default INFO, successes are not).
+    hub_settings.resource_log_level = "DEBUG"
+    return hub_settings
+
+
+@pytest.fixture
 def hub(hub_app, hub_client) -> Hub:
     return hub_app[HUB]
 
@@ -58,7 +65,8 @@ def said(found: list[ResourceLog]) -> list[tuple[str, str]]:
     return [(logging.getLevelName(r.level), r.message) for r in found if "endpoint" not in r.extra]
 
 
-async def test_each_instance_stores_from_its_own_level(hub, hub_client, make_instance):
+async def test_each_instance_stores_from_its_own_level(hub, hub_client, make_instance, hub_settings):
+    hub_settings.resource_log_level = "INFO"
     chatty = await make_instance("probe", "chatty")
     quiet = await make_instance("probe", "quiet")
     plain = await make_instance("probe", "plain")
@@ -154,7 +162,7 @@ async def test_each_call_adds_one_line(hub, hub_client, make_instance):
     bad = await hub_client.get("/probe/p/say", params={"level": "info"})
     assert bad.status == 400
     calls = [r for r in await rows(hub, probe.instance.id) if "endpoint" in r.extra]
-    assert [(logging.getLevelName(r.level), r.extra["status"]) for r in calls] == [("INFO", 200), ("WARNING", 400)]
+    assert [(logging.getLevelName(r.level), r.extra["status"]) for r in calls] == [("DEBUG", 200), ("WARNING", 400)]
     success, refused = calls
     assert success.message.startswith("GET say → 200 in ") and success.message.endswith(" ms")
     assert success.extra["method"] == "GET" and success.extra["endpoint"] == "say"
@@ -328,3 +336,16 @@ async def test_a_real_call_names_its_api_user(hub, hub_client, make_instance):
     assert response.status == 200
     [line] = await rows(hub, sample.instance.id)
     assert (line.extra["apiuser"], line.extra["status"], line.name_id) == (OPEN_USER, 200, "abc")
+
+
+async def test_at_info_successes_are_not_stored_but_errors_are(hub, hub_client, make_instance, hub_settings):
+    hub_settings.resource_log_level = "INFO"
+    sample = await make_instance("sample", "quiet")
+    assert (await hub_client.get("/sample/quiet/hello?name=Ada")).status == 200
+    assert (await hub_client.get("/sample/quiet/refuse")).status == 200  # a business error, err 1
+    assert (await hub_client.get("/sample/quiet/hello?nope=1")).status == 400
+    lines = await rows(hub, sample.instance.id)
+    assert [(logging.getLevelName(line.level), line.extra["endpoint"], line.extra["status"]) for line in lines] == [
+        ("INFO", "refuse", 200),
+        ("WARNING", "hello", 400),
+    ]
