@@ -38,6 +38,8 @@ docs: install
 bench: install
 	$(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/python bench/overhead/run.py
+	$(BIN)/python bench/slow_upstream/run.py
+	$(BIN)/python bench/cache/run.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

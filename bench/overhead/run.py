@@ -392,7 +392,7 @@ def machine_facts() -> dict[str, str]:
         "multidict": multidict.__version__,
         "yarl": yarl.__version__,
         "orjson": orjson.__version__,
-        "event loop": "asyncio default (no uvloop) in every server",
+        "event loop": "uvloop in every server (as `passerelle serve` runs)",
         "wrk": wrk_version[1] if len(wrk_version) > 1 else "?",
     }
 
