@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from passerelle import Connector, endpoint
 from passerelle.app import create_app
-from passerelle.cli import use_uvloop
+from passerelle.cli import freeze_startup_objects, use_uvloop
 from passerelle.http import HttpOptions
 from passerelle.logs import configure_logging
 from passerelle.management import Manager
@@ -86,6 +86,7 @@ def main() -> None:
     asyncio.run(prepare(settings, types, args.upstream))
     use_uvloop()  # as `passerelle serve` does
     app = create_app(settings, types=types)
+    app.on_startup.append(freeze_startup_objects)  # as `passerelle serve` does
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, backlog=2048)
 
 
