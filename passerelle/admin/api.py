@@ -126,6 +126,12 @@ async def index(request: web.Request) -> web.Response:
             "export": f"{PREFIX}/export/",
             "import": f"{PREFIX}/import/",
             "citizens": f"{PREFIX}/citizens/{{NameID}}/",
+            "jobs": f"{PREFIX}/jobs/",
+            "periodic": f"{PREFIX}/periodic/",
+            "upstreams": f"{PREFIX}/upstreams/",
+            "cache": f"{PREFIX}/cache/",
+            "logs": f"{PREFIX}/instances/{{type}}/{{slug}}/logs/",
+            "availability": f"{PREFIX}/instances/{{type}}/{{slug}}/availability/",
         }
     )
 

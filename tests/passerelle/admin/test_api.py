@@ -200,3 +200,15 @@ async def test_import_is_all_or_nothing(hub_client):
     assert status == 200
     assert payload["data"] == {"created": ["apiuser all", "instance sample/two"], "updated": ["instance sample/one"]}
     assert (await hub_client.get("/sample/one/people")).status == 200
+
+
+async def test_every_link_of_the_index_leads_somewhere(hub_client, make_instance):
+    await make_instance("sample", "indexed")
+    index = await (await hub_client.get("/manage/api/", headers=AUTH)).json()
+    assert {"jobs", "periodic", "upstreams", "cache", "logs", "availability"} <= set(index["data"])
+    other_methods = {"import": "POST", "cache": "DELETE"}  # routes without GET
+    for name, link in index["data"].items():
+        url = link.replace("{type}", "sample").replace("{slug}", "indexed").replace("{NameID}", "someone")
+        response = await hub_client.request(other_methods.get(name, "GET"), url, headers=AUTH)
+        # 400: the import asks for a body; anything but "not found" shows the route is there.
+        assert response.status in (200, 400), (name, url, response.status)
