@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from passerelle import admin, docpage, metrics, openapi, pages
+from passerelle import admin, docpage, metrics, openapi, pages, resourcelogs
 from passerelle.auth.access import ACCESS, AccessChecker
 from passerelle.availability import AvailabilityService
 from passerelle.connectors import Connector
@@ -18,9 +18,10 @@ from passerelle.dispatch import EndpointHandler
 from passerelle.hub import HUB, Hub, Service
 from passerelle.instances import InstanceRegistry, watching
 from passerelle.jobs import JobRunner, PeriodicService
+from passerelle.jobs.queue import purge_finished
 from passerelle.middleware import envelope_middleware
 from passerelle.plugins import discover_types
-from passerelle.resourcelogs import RetentionPurge
+from passerelle.retention import RetentionPurge
 from passerelle.settings import Settings
 from passerelle.storage import make_engine, make_sessionmaker
 from passerelle.storage.migrate import head_revision, is_up_to_date, upgrade
@@ -82,7 +83,8 @@ def build_services(hub: Hub) -> list[Service]:
     if hub.settings.run_periodic_jobs:
         services.append(PeriodicService(hub.registry, hub.sessionmaker))
         services.append(AvailabilityService(hub))
-        services.append(RetentionPurge(hub.sessionmaker, hub.settings))
+        purgers = {"resource logs": resourcelogs.purge, "jobs": purge_finished}
+        services.append(RetentionPurge(hub.sessionmaker, hub.settings, purgers))
     if hub.settings.run_jobs:
         services.append(JobRunner(hub.settings, hub.sessionmaker, hub.registry))
     return services

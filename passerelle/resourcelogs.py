@@ -20,8 +20,8 @@ connector did not name the citizen itself.
 
 Everything stored is redacted first (:mod:`passerelle.redaction`): the message
 with ``redact_text``, the extra fields with ``redact``. Rows older than
-``RESOURCE_LOG_RETENTION_DAYS`` are deleted by :class:`RetentionPurge`, once per
-hour across every hub process.
+``RESOURCE_LOG_RETENTION_DAYS`` are deleted by :func:`purge`, run every hour by one hub
+process (:mod:`passerelle.retention`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from passerelle import locks
 from passerelle.redaction import redact, redact_text
 from passerelle.requestid import current_request_id, request_id_of
 from passerelle.settings import LOG_LEVELS
@@ -59,7 +58,6 @@ __all__ = [
     "LogQuery",
     "ResourceLogWriter",
     "ResourceLogger",
-    "RetentionPurge",
     "count_citizen",
     "erase_citizen",
     "level_name",
@@ -533,9 +531,9 @@ async def search(
 # -- retention and erasure -----------------------------------------------------------
 
 
-async def purge(sessionmaker: async_sessionmaker[AsyncSession], retention_days: int) -> int:
-    """Delete the rows older than the retention; how many."""
-    cutoff = utcnow() - timedelta(days=retention_days)
+async def purge(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Delete the rows older than ``RESOURCE_LOG_RETENTION_DAYS``; how many."""
+    cutoff = utcnow() - timedelta(days=settings.resource_log_retention_days)
     async with sessionmaker() as session:
         result = await session.execute(delete(ResourceLog).where(ResourceLog.timestamp < cutoff))
         await session.commit()
@@ -558,53 +556,3 @@ async def erase_citizen(sessionmaker: async_sessionmaker[AsyncSession], name_id:
         result = await session.execute(delete(ResourceLog).where(ResourceLog.name_id == name_id))
         await session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-class RetentionPurge:
-    """Deletes rows past ``RESOURCE_LOG_RETENTION_DAYS`` every ``interval`` seconds,
-    in one hub process at a time (:func:`passerelle.locks.claim`)."""
-
-    name = "resource-log-purge"
-    LOCK = "resource-logs:purge"
-
-    def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, *, interval: float = 3600.0
-    ) -> None:
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    async def run_once(self) -> int | None:
-        """Purge if no other process did during this period; rows deleted, or None."""
-        if not await locks.claim(self.sessionmaker, self.LOCK, hold=self.interval * 0.9):
-            return None
-        try:
-            deleted = await purge(self.sessionmaker, self.settings.resource_log_retention_days)
-        except Exception as exc:
-            logger.exception("resource log purge failed")
-            await locks.finish(self.sessionmaker, self.LOCK, error=type(exc).__name__)
-            return None
-        await locks.finish(self.sessionmaker, self.LOCK)
-        if deleted:
-            logger.info("resource logs purged", deleted=deleted, days=self.settings.resource_log_retention_days)
-        return deleted
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                # The database may be away for a while: try again next period.
-                logger.exception("resource log purge failed")
-            await asyncio.sleep(self.interval)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="resource-log-purge")
-
-    async def stop(self, grace: float) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -165,6 +165,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Days the per-instance resource logs are kept in the database.",
     )
+    job_retention_days: int = Field(
+        30,
+        ge=1,
+        description="Days finished jobs (done, failed, cancelled) are kept before they are deleted.",
+    )
     resource_log_level: str = Field(
         "INFO",
         description="Default level of the per-instance resource logs (an instance may set its own).",

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,6 +39,7 @@ from passerelle.storage.models import ConnectorInstance, Job, utcnow
 
 if TYPE_CHECKING:
     from passerelle.connectors import Connector
+    from passerelle.settings import Settings
 
 __all__ = [
     "ACTIVE",
@@ -57,6 +58,7 @@ __all__ = [
     "mark_done",
     "mark_failed",
     "mark_retry",
+    "purge_finished",
     "release",
     "renew",
     "retry_job",
@@ -471,3 +473,15 @@ async def _refuse(sessionmaker: Sessions, job_id: int, action: str, allowed: str
     if state is None:
         raise LookupError(f"no job {job_id}")
     raise JobStateError(f"job {job_id} is {state}: only {allowed} jobs can be {action}")
+
+
+async def purge_finished(sessionmaker: Sessions, settings: Settings) -> int:
+    """Delete the jobs finished (done, failed, cancelled) more than ``JOB_RETENTION_DAYS``
+    ago; how many. Pending and running jobs are never purged, however old."""
+    cutoff = utcnow() - timedelta(days=settings.job_retention_days)
+    async with sessionmaker() as session:
+        result = await session.execute(
+            delete(Job).where(Job.state.in_((DONE, FAILED, CANCELLED))).where(Job.updated < cutoff)
+        )
+        await session.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

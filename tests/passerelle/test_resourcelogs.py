@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import delete, event, insert, select
+from sqlalchemy import event, insert, select
 
 from passerelle.dispatch import CALLED_ENDPOINT
 from passerelle.hub import HUB, Hub
 from passerelle.middleware import envelope_middleware
-from passerelle.resourcelogs import CALLER, ResourceLogWriter, RetentionPurge
-from passerelle.storage.models import PeriodicLock, ResourceLog, utcnow
+from passerelle.resourcelogs import CALLER, ResourceLogWriter
+from passerelle.storage.models import ResourceLog, utcnow
 from passerelle.testing import ADMIN_TOKEN, OPEN_USER
 from tests.passerelle.test_availability import Probe
 
@@ -296,38 +296,6 @@ async def insert_rows(hub: Hub, instance_id: int, ages: list[tuple[int, str]]) -
                 for days, message in ages
             ],
         )
-
-
-async def release_purge_lock(hub: Hub) -> None:
-    # The app's own purge claimed this period when it started: take it over.
-    async with hub.sessionmaker() as session, session.begin():
-        await session.execute(delete(PeriodicLock).where(PeriodicLock.name == RetentionPurge.LOCK))
-
-
-async def test_retention_purge_deletes_old_rows_once_per_period(hub, make_instance, hub_settings):
-    probe = await make_instance("probe", "p")
-    await insert_rows(hub, probe.instance.id, [(30, "old"), (8, "just too old"), (6, "recent"), (0, "now")])
-    purge = RetentionPurge(hub.sessionmaker, hub_settings.model_copy(update={"resource_log_retention_days": 7}))
-    await release_purge_lock(hub)
-    assert await purge.run_once() == 2
-    assert [r.message for r in await rows(hub, probe.instance.id)] == ["recent", "now"]
-    assert await purge.run_once() is None  # another process's turn, or the next period
-
-
-async def test_the_purge_service_purges_periodically(hub, make_instance):
-    probe = await make_instance("probe", "p")
-    await release_purge_lock(hub)
-    purge = RetentionPurge(hub.sessionmaker, hub.settings, interval=0.05)
-    await purge.start()
-    try:
-        for round_ in range(2):
-            await insert_rows(hub, probe.instance.id, [(10, f"old {round_}")])
-            deadline = asyncio.get_running_loop().time() + 5
-            while await rows(hub, probe.instance.id) and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.02)
-            assert await rows(hub, probe.instance.id) == []
-    finally:
-        await asyncio.wait_for(purge.stop(1), 5)
 
 
 async def test_a_real_call_names_its_api_user(hub, hub_client, make_instance):
