@@ -31,6 +31,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from passerelle import links, resourcelogs
+from passerelle.jobs import queue as jobqueue
 
 logger = structlog.get_logger("passerelle.citizens")
 
@@ -76,6 +77,11 @@ class Citizens:
             "resource logs",
             find=partial(resourcelogs.count_citizen, sessionmaker),
             erase=partial(resourcelogs.erase_citizen, sessionmaker),
+        )
+        self.register(
+            "jobs",
+            find=partial(jobqueue.citizen_jobs, sessionmaker),
+            erase=partial(jobqueue.erase_citizen_jobs, sessionmaker),
         )
 
     def register(self, name: str, *, erase: Eraser, find: Finder | None = None) -> None:

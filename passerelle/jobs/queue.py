@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,10 +48,12 @@ __all__ = [
     "RetryLater",
     "backoff",
     "cancel_job",
+    "citizen_jobs",
     "claim",
     "count_by_state",
     "describe_error",
     "enqueue",
+    "erase_citizen_jobs",
     "get_job",
     "job_method",
     "list_jobs",
@@ -483,5 +485,35 @@ async def purge_finished(sessionmaker: Sessions, settings: Settings) -> int:
         result = await session.execute(
             delete(Job).where(Job.state.in_((DONE, FAILED, CANCELLED))).where(Job.updated < cutoff)
         )
+        await session.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _mentions(name_id: str) -> Any:
+    # Parameters are free JSON: a NameID may be anywhere in them.
+    return cast(Job.params, Text).contains(name_id, autoescape=True)
+
+
+async def citizen_jobs(sessionmaker: Sessions, name_id: str) -> list[dict[str, Any]]:
+    """The jobs whose parameters mention this NameID (right of access)."""
+    async with sessionmaker() as session:
+        result = await session.execute(
+            select(Job.id, ConnectorInstance.type, ConnectorInstance.slug, Job.method, Job.state, Job.created)
+            .join(ConnectorInstance, Job.instance_id == ConnectorInstance.id)
+            .where(_mentions(name_id))
+            .order_by(Job.id)
+        )
+        return [
+            {"id": id_, "instance": f"{type_}/{slug}", "method": method, "state": state, "created": created}
+            for id_, type_, slug, method, state, created in result.all()
+        ]
+
+
+async def erase_citizen_jobs(sessionmaker: Sessions, name_id: str) -> int:
+    """Delete the jobs whose parameters mention this NameID, pending ones included: an
+    erasure stops what the hub would still do with the citizen's data. A job running now
+    finishes, but its end is not recorded (its row is gone)."""
+    async with sessionmaker() as session:
+        result = await session.execute(delete(Job).where(_mentions(name_id)))
         await session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

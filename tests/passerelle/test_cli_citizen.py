@@ -110,24 +110,30 @@ def test_erase_asks_then_removes_only_that_citizen(env):
 
     result = passerelle(env, "citizen", "erase", ALICE, input="y\n")
     assert result.returncode == 0, result.stderr
-    assert "erased (links: 2, link_audit: 2, resource logs: 0)" in result.stdout
+    assert "erased (links: 2, link_audit: 2, resource logs: 0, jobs: 0)" in result.stdout
 
     links, audit = asyncio.run(_tables(url))
     assert links == [(BOB, "F002")]
     assert audit == [
         (BOB, "link", "apiuser:wcs", {"external_id": "F002"}),
-        ("", "erase", "cli", {"removed": {"links": 2, "link_audit": 2, "resource logs": 0}, "failed": []}),
+        ("", "erase", "cli", {"removed": {"links": 2, "link_audit": 2, "resource logs": 0, "jobs": 0}, "failed": []}),
     ]
     assert ALICE not in str(audit)
 
     result = passerelle(env, "citizen", "show", ALICE)
-    assert json.loads(result.stdout) == {"name_id": ALICE, "links": [], "link_audit": [], "resource logs": 0}
+    assert json.loads(result.stdout) == {
+        "name_id": ALICE,
+        "links": [],
+        "link_audit": [],
+        "resource logs": 0,
+        "jobs": [],
+    }
 
 
 def test_erase_yes_does_not_ask(env):
     result = passerelle(env, "citizen", "erase", BOB, "--yes")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "erased (links: 1, link_audit: 1, resource logs: 0)"
+    assert result.stdout.strip() == "erased (links: 1, link_audit: 1, resource logs: 0, jobs: 0)"
     links, _ = asyncio.run(_tables(database_url(env)))
     assert [name_id for name_id, _ in links] == [ALICE, ALICE]
 

@@ -67,7 +67,14 @@ async def test_show_an_unknown_name_id(hub_client, linked):
         200,
         {
             "err": 0,
-            "data": {"name_id": "nobody", "links": [], "link_audit": [], "resource logs": 0, "response cache": 0},
+            "data": {
+                "name_id": "nobody",
+                "links": [],
+                "link_audit": [],
+                "resource logs": 0,
+                "jobs": [],
+                "response cache": 0,
+            },
         },
     )
 
@@ -80,14 +87,24 @@ async def test_erase_removes_everything_about_the_name_id_and_nothing_else(hub_c
     status, payload = await admin(hub_client, "DELETE", ALICE)
     assert status == 200, payload
     assert payload["data"] == {
-        "removed": {"links": 2, "link_audit": 3, "resource logs": 0, "response cache": 0},
+        "removed": {"links": 2, "link_audit": 3, "resource logs": 0, "jobs": 0, "response cache": 0},
         "failed": [],
     }
 
     # Nothing about Alice is left, anywhere.
     assert await admin(hub_client, "GET", ALICE) == (
         200,
-        {"err": 0, "data": {"name_id": ALICE, "links": [], "link_audit": [], "resource logs": 0, "response cache": 0}},
+        {
+            "err": 0,
+            "data": {
+                "name_id": ALICE,
+                "links": [],
+                "link_audit": [],
+                "resource logs": 0,
+                "jobs": [],
+                "response cache": 0,
+            },
+        },
     )
     for row in [*await table(hub_app, Link), *await table(hub_app, LinkAudit)]:
         assert ALICE not in str(vars(row))
@@ -106,7 +123,7 @@ async def test_erase_removes_everything_about_the_name_id_and_nothing_else(hub_c
     erasure = (await table(hub_app, LinkAudit))[-1]
     assert (erasure.action, erasure.name_id, erasure.instance, erasure.actor) == ("erase", "", "*", "admin")
     assert erasure.detail == {
-        "removed": {"links": 2, "link_audit": 3, "resource logs": 0, "response cache": 0},
+        "removed": {"links": 2, "link_audit": 3, "resource logs": 0, "jobs": 0, "response cache": 0},
         "failed": [],
     }
 
@@ -116,7 +133,7 @@ async def test_erase_twice_and_unknown(hub_client, hub_app, linked):
     status, payload = await admin(hub_client, "DELETE", ALICE)
     assert (status, payload["data"]) == (
         200,
-        {"removed": {"links": 0, "link_audit": 0, "resource logs": 0, "response cache": 0}, "failed": []},
+        {"removed": {"links": 0, "link_audit": 0, "resource logs": 0, "jobs": 0, "response cache": 0}, "failed": []},
     )
     erasures = [row for row in await table(hub_app, LinkAudit) if row.action == "erase"]
     assert len(erasures) == 2
@@ -140,6 +157,7 @@ async def test_a_store_registered_later_is_shown_and_erased(hub_client, hub_app,
         "links": 2,
         "link_audit": 3,
         "resource logs": 0,
+        "jobs": 0,
         "response cache": 0,
         "cache": 1,
     }
@@ -158,7 +176,7 @@ async def test_a_failing_store_does_not_stop_the_erasure(hub_client, hub_app, li
     assert payload["err_class"] == "passerelle.envelope.InternalError"
     assert "cache" in payload["err_desc"]
     assert payload["data"] == {
-        "removed": {"links": 2, "link_audit": 3, "resource logs": 0, "response cache": 0},
+        "removed": {"links": 2, "link_audit": 3, "resource logs": 0, "jobs": 0, "response cache": 0},
         "failed": ["cache"],
     }
     assert [row.name_id for row in await table(hub_app, Link)] == [BOB]
