@@ -64,3 +64,21 @@ async def test_outside_the_allowed_networks_an_admin_token_is_needed(hub_client,
     allowed = await hub_client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert allowed.status == 200
     assert "# TYPE passerelle_requests_total counter" in await allowed.text()
+
+
+async def test_every_documented_metric_is_exposed(hub_client, make_instance):
+    # docs/monitoring.md lists the metrics; a scrape must show each of them (as a # TYPE line).
+    import re
+    from pathlib import Path
+
+    await make_instance("sample", "metrics")
+    await hub_client.get("/sample/metrics/hello?name=Ada")
+    documented = set(
+        re.findall(r"`(passerelle_\w+)`", (Path(__file__).parents[2] / "docs" / "monitoring.md").read_text())
+    )
+    assert len(documented) >= 15
+    text = await scrape(hub_client)
+    exposed = {name for name in re.findall(r"^# TYPE (passerelle_\w+) ", text, re.MULTILINE)}
+    # Counters are documented with their _total suffix, as Prometheus shows them.
+    exposed |= {f"{name}_total" for name in exposed}
+    assert documented - exposed == set()
