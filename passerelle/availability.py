@@ -28,7 +28,6 @@ never notified.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,7 +44,7 @@ from passerelle import locks, metrics
 from passerelle.connectors import Connector, secret_fields
 from passerelle.envelope import HubError
 from passerelle.http import HttpClient, HttpOptions
-from passerelle.hub import Hub
+from passerelle.hub import EveryInterval, Hub
 from passerelle.redaction import redact_text
 from passerelle.secrets import scrub
 from passerelle.settings import Settings
@@ -137,7 +136,7 @@ class _Change:
     previous_status: str  # the status notified before, "" when none was
 
 
-class AvailabilityService:
+class AvailabilityService(EveryInterval):
     """Checks every live instance each interval (once across the cluster), keeps the
     state and history, notifies changes. Also used by the admin API's "check now"."""
 
@@ -161,7 +160,6 @@ class AvailabilityService:
         # The last known state of each instance, cluster-wide, for the metrics gauge.
         self.known: dict[tuple[str, str], str] = {}
         self._webhook: HttpClient | None = None
-        self._task: asyncio.Task[None] | None = None
 
     # -- checks ----------------------------------------------------------------
 
@@ -311,24 +309,12 @@ class AvailabilityService:
 
     # -- service ---------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                logger.exception("availability checks failed")
-            await asyncio.sleep(self.interval)
-
     async def start(self) -> None:
         metrics.register_state_collector(COLLECTOR, self.collect)
-        self._task = asyncio.create_task(self._run(), name="availability")
+        await super().start()
 
     async def stop(self, grace: float) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop(grace)
         metrics.unregister_state_collector(COLLECTOR)
         await self.close()
 

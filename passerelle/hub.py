@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
+import structlog
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -14,6 +18,8 @@ from passerelle.citizens import Citizens
 from passerelle.connectors import Connector
 from passerelle.instances import InstanceRegistry
 from passerelle.settings import Settings
+
+logger = structlog.get_logger("passerelle.services")
 
 
 class Service(Protocol):
@@ -26,6 +32,38 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self, grace: float) -> None: ...
+
+
+class EveryInterval(ABC):
+    """A service calling ``run_once()`` every ``interval`` seconds until stopped: a
+    failed round is logged and the next one comes as planned (the database may be
+    away for a while)."""
+
+    name: str
+    interval: float
+    _task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def run_once(self) -> object:
+        """One round of the service's work."""
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                logger.exception("background round failed", service=self.name)
+            await asyncio.sleep(self.interval)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self, grace: float) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 @dataclass

@@ -12,14 +12,13 @@ One failing purger is logged and does not stop the others.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from passerelle import locks
+from passerelle.hub import EveryInterval
 from passerelle.settings import Settings
 
 __all__ = ["Purger", "RetentionPurge"]
@@ -29,7 +28,7 @@ logger = structlog.get_logger("passerelle.retention")
 Purger = Callable[[async_sessionmaker[AsyncSession], Settings], Awaitable[int]]
 
 
-class RetentionPurge:
+class RetentionPurge(EveryInterval):
     """The hourly purge service (in ``build_services`` when periodic jobs run)."""
 
     name = "retention-purge"
@@ -47,7 +46,6 @@ class RetentionPurge:
         self.settings = settings
         self.purgers = purgers
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> dict[str, int] | None:
         """Purge every store if no other process did during this period: rows deleted
@@ -66,22 +64,3 @@ class RetentionPurge:
         if any(deleted.values()):
             logger.info("old rows purged", **{store.replace(" ", "_"): n for store, n in deleted.items()})
         return deleted
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                # The database may be away for a while: try again next period.
-                logger.exception("purge failed")
-            await asyncio.sleep(self.interval)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self, grace: float) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
