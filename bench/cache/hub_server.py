@@ -1,7 +1,7 @@
-"""The hub side of the cache benchmark: the hub as deployed (``create_app``, SQLite migrated
-at start, an open API user, the envelope middleware, access check, metrics, the outbound
-client) with one extra connector type whose two endpoints ask the same application, one
-declaring a cache duration and one not.
+"""The hub side of the cache benchmark: the hub as `passerelle serve` runs it
+(``bench/benchhub.py``: uvloop, SQLite migrated at start, an open API user, the envelope
+middleware, access check, metrics, the outbound client) with one extra connector type
+whose two endpoints ask the same application, one declaring a cache duration and one not.
 
     python hub_server.py --port 8000 --upstream http://127.0.0.1:8100 --data-dir /tmp/x
 
@@ -10,24 +10,18 @@ Settings come from the environment (``PASSERELLE_CACHE_URL`` for Redis, …).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated
 
-from aiohttp import web
 from pydantic import BaseModel
 
 from passerelle import Connector, Param, endpoint
-from passerelle.app import create_app
 from passerelle.http import HttpOptions
-from passerelle.logs import configure_logging
-from passerelle.management import Manager
-from passerelle.plugins import discover_types
-from passerelle.secrets import SecretBox
 from passerelle.settings import Settings
-from passerelle.storage import make_engine, make_sessionmaker
-from passerelle.storage.migrate import upgrade
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchhub import arguments, serve_one_instance
 
 TYPE = "bench-cache"
 SLUG = "app"
@@ -67,41 +61,12 @@ class CachedApplication(Connector):
         return await self.ask(q, delay)
 
 
-async def prepare(settings: Settings, types: dict[str, type[Connector]], upstream: str) -> None:
-    engine = make_engine(settings.resolved_database_url)
-    await upgrade(engine)
-    manager = Manager(make_sessionmaker(engine), types, SecretBox.from_settings(settings))
-    document = {
-        "apiusers": [{"username": "open", "keytype": ""}],
-        "instances": [
-            {
-                "type": TYPE,
-                "slug": SLUG,
-                "title": "Benchmark application",
-                "config": {"url": upstream},
-                "access": [{"apiuser": "open", "perm": "can_access"}],
-            }
-        ],
-    }
-    await manager.import_document(document)
-    await engine.dispose()
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True)
-    parser.add_argument("--data-dir", required=True)
-    args = parser.parse_args()
-    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
-    settings = Settings(data_dir=args.data_dir)
-    configure_logging(settings.log_level, settings.log_format)
-    types = {**discover_types(), TYPE: CachedApplication}
-    asyncio.run(prepare(settings, types, args.upstream))
-    app = create_app(settings, types=types)
+    args = arguments()
+    instance = {"slug": SLUG, "title": "Benchmark application", "config": {"url": args.upstream}}
     # backlog: 1,000 clients connect at once in the single-flight measure.
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, backlog=4096)
+    settings = Settings(data_dir=args.data_dir)
+    serve_one_instance(CachedApplication, instance, settings, host=args.host, port=args.port, backlog=4096)
 
 
 if __name__ == "__main__":
