@@ -1,0 +1,1 @@
+"""GIS and address connectors."""
