@@ -220,7 +220,7 @@ def _assemble(acc: _Accumulator) -> IndexData:
     )
 
     hn_lon, hn_lat = lon[kept], lat[kept]
-    hn_ids = np.array([ids[i] for i in kept], dtype=np.bytes_) if len(kept) else np.empty(0, dtype="S1")
+    hn_ids = np.array([ids[i].encode() for i in kept], dtype=np.bytes_) if len(kept) else np.empty(0, dtype="S1")
     id_order = np.argsort(hn_ids, kind="stable").astype(np.int32)
     grid_keys, grid_starts, grid_points = build_grid(hn_lon, hn_lat)
     return IndexData(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from connectors.sig.addressindex.text import STOP_WORDS, SUFFIXES, canonical, canonical_suffix, fold
+from connectors.sig.addressindex.text import STOP_WORDS, SUFFIXES, SYNONYMS, canonical, canonical_suffix, fold
 
 _HOUSENUMBER = re.compile(r"^(\d{1,4})([a-z]*)$")
 
@@ -26,16 +26,22 @@ class Query:
     terms: list[Term] = field(default_factory=list)
 
 
+def _is_suffix_word(word: str) -> bool:
+    # Any lone letter may be a suffix ("123 m"), except the abbreviations of a street type ("12 r de la paix").
+    return word in SUFFIXES or (len(word) == 1 and word.isalpha() and word not in SYNONYMS)
+
+
 def parse(text: str, autocomplete: bool = True) -> Query:
     words = fold(text).split()
     query = Query()
     match = _HOUSENUMBER.match(words[0]) if len(words) > 1 else None
-    if match and (not match.group(2) or match.group(2) in SUFFIXES):
+    # Letters glued to the number are a suffix ("12bis", "13bv"); longer ones are rather a word ("12rue").
+    if match and (len(match.group(2)) <= 3 or match.group(2) in SUFFIXES):
         query.number = int(match.group(1))
         query.suffix = canonical_suffix(match.group(2)) if match.group(2) else ""
         words = words[1:]
         # "12 b rue …": a lone suffix word after the number, when more words follow it.
-        if not query.suffix and len(words) > 1 and words[0] in SUFFIXES:
+        if not query.suffix and len(words) > 1 and _is_suffix_word(words[0]):
             query.suffix = canonical_suffix(words[0])
             words = words[1:]
     for position, word in enumerate(words):

@@ -40,3 +40,14 @@ def test_street_without_house_numbers_is_a_locality(tmp_path: Path) -> None:
     )
     assert index.get("05115_ld01_99999")["properties"]["locality"] == "Les Granges"
     assert index.reverse(6.17, 44.4601)[0]["properties"]["type"] == "locality"
+
+
+def test_ids_need_not_be_ascii(tmp_path: Path) -> None:
+    path = tmp_path / "accents.csv"
+    path.write_text(
+        "id;numero;suffixe;nom_voie;code_postal;code_insee;nom_commune;lon;lat\n"
+        "05061_chemin-des-prés_00007;7;;Chemin des Prés;05000;05061;Gap;6.08;44.56\n",
+        encoding="utf-8",
+    )
+    index = build_index([path])
+    assert index.get("05061_chemin-des-prés_00007")["properties"]["label"] == "7 Chemin des Prés 05000 Gap"

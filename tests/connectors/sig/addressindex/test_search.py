@@ -39,6 +39,8 @@ def test_house_number_result_has_geocodejson_properties(index: AddressIndex) -> 
         ("194 b rue de rivoli", "194 bis Rue de Rivoli 75001 Paris"),
         ("194 rue de rivoli 75001", "194 Rue de Rivoli 75001 Paris"),
         ("123 v rue de rivoli", "123 v Rue de Rivoli 75001 Paris"),
+        ("123v rue de rivoli", "123 v Rue de Rivoli 75001 Paris"),
+        ("12 r de rivoli paris", "Rue de Rivoli 75001 Paris"),
     ],
 )
 def test_house_number_suffixes(index: AddressIndex, q: str, label: str) -> None:
