@@ -27,8 +27,8 @@ class Query:
 
 
 def _is_suffix_word(word: str) -> bool:
-    # Any lone letter may be a suffix ("123 m"), except the abbreviations of a street type ("12 r de la paix").
-    return word in SUFFIXES or (len(word) == 1 and word.isalpha() and word not in SYNONYMS)
+    # Any lone letter may be a suffix ("123 m"), except a street type ("12 r de la paix") or an elided "l'" or "d'".
+    return word in SUFFIXES or (len(word) == 1 and word.isalpha() and word not in SYNONYMS and word not in STOP_WORDS)
 
 
 def parse(text: str, autocomplete: bool = True) -> Query:
