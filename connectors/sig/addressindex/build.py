@@ -18,6 +18,7 @@ from connectors.sig.addressindex.text import canonical_suffix, fold, tokens
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 10_000
+ID_CHUNK = 65_536
 TYPO_MIN_LENGTH = 5
 # log10 of the population that weighs 1 (Paris): importance grows with the order of magnitude.
 _LOG_TOP_POPULATION = math.log10(2_200_000)
@@ -56,7 +57,9 @@ class _Accumulator:
         self.postcode = array("i")
         self.lon = array("d")
         self.lat = array("d")
-        self.ids: list[str] = []
+        # Ids go into fixed-width byte arrays a chunk at a time: a str object per row costs three times more.
+        self._pending_ids: list[bytes] = []
+        self._id_chunks: list[np.ndarray] = []
 
     def add(self, record: AddressRecord) -> None:
         key = (record.citycode, record.street)
@@ -70,7 +73,18 @@ class _Accumulator:
         self.postcode.append(self.postcodes.setdefault(record.postcode, len(self.postcodes)))
         self.lon.append(record.lon)
         self.lat.append(record.lat)
-        self.ids.append(record.id)
+        self._pending_ids.append(record.id.encode())
+        if len(self._pending_ids) == ID_CHUNK:
+            self._flush_ids()
+
+    def _flush_ids(self) -> None:
+        if self._pending_ids:
+            self._id_chunks.append(np.array(self._pending_ids, dtype=np.bytes_))
+            self._pending_ids = []
+
+    def ids(self) -> np.ndarray:
+        self._flush_ids()
+        return np.concatenate(self._id_chunks) if self._id_chunks else np.empty(0, dtype="S1")
 
 
 def _street_id(first_id: str, citycode: str, name: str) -> str:
@@ -114,7 +128,7 @@ def _assemble(acc: _Accumulator) -> IndexData:
     lat = np.frombuffer(acc.lat, dtype=np.float64)[order]
     postcode_names = sorted(acc.postcodes, key=acc.postcodes.__getitem__)
     postcode = np.frombuffer(acc.postcode, dtype=np.int32)[order]
-    ids = [acc.ids[i] for i in order]
+    ids = acc.ids()[order]
     street_keys = sorted(acc.streets, key=acc.streets.__getitem__)
 
     citycodes = sorted({citycode for citycode, _ in street_keys})
@@ -170,7 +184,8 @@ def _assemble(acc: _Accumulator) -> IndexData:
         doc_lon[doc], doc_lat[doc] = lon[middle], lat[middle]
         city_names[citycode][acc.street_city[s]] += end - start
         city_postcodes[citycode][street_postcode] += end - start
-        street_id = ids[middle] if not len(numbered_rows) else _street_id(ids[middle], citycode, street)
+        middle_id = ids[middle].decode()
+        street_id = middle_id if not len(numbered_rows) else _street_id(middle_id, citycode, street)
         while street_id in seen_ids:
             street_id += "~"
         seen_ids.add(street_id)
@@ -220,8 +235,11 @@ def _assemble(acc: _Accumulator) -> IndexData:
     )
 
     hn_lon, hn_lat = lon[kept], lat[kept]
-    hn_ids = np.array([ids[i].encode() for i in kept], dtype=np.bytes_) if len(kept) else np.empty(0, dtype="S1")
+    hn_ids = ids[kept]
+    del ids
     id_order = np.argsort(hn_ids, kind="stable").astype(np.int32)
+    id_rank = np.empty(len(id_order), dtype=np.int32)
+    id_rank[id_order] = np.arange(len(id_order), dtype=np.int32)
     grid_keys, grid_starts, grid_points = build_grid(hn_lon, hn_lat)
     return IndexData(
         vocab=vocab,
@@ -248,9 +266,9 @@ def _assemble(acc: _Accumulator) -> IndexData:
         hn_lon=hn_lon,
         hn_lat=hn_lat,
         hn_doc=(sid[kept] + n_muni).astype(np.int32),
-        hn_ids=hn_ids,
         hn_ids_sorted=hn_ids[id_order],
         hn_ids_position=id_order,
+        hn_id_rank=id_rank,
         grid_keys=grid_keys,
         grid_starts=grid_starts,
         grid_points=grid_points,

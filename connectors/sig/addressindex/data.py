@@ -43,9 +43,10 @@ class IndexData:
     hn_lon: np.ndarray
     hn_lat: np.ndarray
     hn_doc: np.ndarray
-    hn_ids: np.ndarray
+    # House-number ids sorted, for lookup; ``position`` maps a sorted id to its house number, ``rank`` back.
     hn_ids_sorted: np.ndarray
     hn_ids_position: np.ndarray
+    hn_id_rank: np.ndarray
     # Uniform lon/lat grid over the house numbers, for reverse geocoding.
     grid_keys: np.ndarray
     grid_starts: np.ndarray

@@ -201,7 +201,7 @@ class AddressIndex:
             number = f"{data.hn_number[hn]} {suffix}" if suffix else str(data.hn_number[hn])
             return feature(
                 "housenumber",
-                id=data.hn_ids[hn].decode(),
+                id=data.hn_ids_sorted[data.hn_id_rank[hn]].decode(),
                 name=data.doc_name[doc],
                 lon=float(data.hn_lon[hn]),
                 lat=float(data.hn_lat[hn]),
