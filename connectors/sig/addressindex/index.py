@@ -40,6 +40,7 @@ class AddressIndex:
         self.data = data
         self._doc_ids = {doc_id: doc for doc, doc_id in enumerate(data.doc_id)}
         self._postcodes = np.array(data.doc_postcode, dtype=str)
+        self._bare_streets = np.flatnonzero((data.doc_kind == STREET) & (np.diff(data.doc_hn_start) == 0))
 
     @classmethod
     def load(cls, directory: str | Path) -> AddressIndex:
@@ -246,23 +247,26 @@ class AddressIndex:
         points = nearby(data.grid_keys, data.grid_starts, data.grid_points, lon, lat, max(limit, 1) * 8)
         if not len(points):
             return self._reverse_docs(lon, lat, limit, type)
+        # The house numbers near by, and the lieux-dits without numbers, which the grid does not hold (they are few).
         distances = haversine(lon, lat, data.hn_lon[points], data.hn_lat[points])
-        order = np.argsort(distances, kind="stable")
+        hns, docs = points.astype(np.int64), data.hn_doc[points].astype(np.int64)
+        if len(self._bare_streets) and type != "housenumber":
+            bare = haversine(lon, lat, data.doc_lon[self._bare_streets], data.doc_lat[self._bare_streets])
+            distances = np.concatenate((distances, bare))
+            hns = np.concatenate((hns, np.full(len(bare), -1)))
+            docs = np.concatenate((docs, self._bare_streets))
         results: list[dict[str, Any]] = []
-        seen: set[int] = set()
-        for i in order:
-            hn = int(points[i])
-            doc = int(data.hn_doc[hn])
+        seen: set[tuple[int, int]] = set()
+        for i in np.argsort(distances, kind="stable"):
+            distance, hn, doc = float(distances[i]), int(hns[i]), int(docs[i])
             if type == "municipality":
                 doc = int(data.doc_municipality[doc])
-            key = hn if type in (None, "housenumber") else doc
+            shown = hn if hn >= 0 and type in (None, "housenumber") else None
+            key = (doc, -1 if shown is None else shown)
             if key in seen:
                 continue
             seen.add(key)
-            score = 1 / (1 + float(distances[i]) / 100)
-            results.append(
-                self._feature(doc, hn if type in (None, "housenumber") else None, score, float(distances[i]))
-            )
+            results.append(self._feature(doc, shown, 1 / (1 + distance / 100), distance))
             if len(results) == limit:
                 break
         return results

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from connectors.sig.addressindex import AddressIndex
+from connectors.sig.addressindex import AddressIndex, build_index
 from connectors.sig.addressindex.grid import haversine
 
 
@@ -39,3 +41,21 @@ def test_far_from_any_house_number_answers_the_nearest_street(index: AddressInde
     (feature,) = index.reverse(5.37, 43.30)
     assert feature["properties"]["type"] == "street"
     assert feature["properties"]["distance"] > 100_000
+
+
+def test_a_nearer_lieu_dit_without_numbers_wins_over_house_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "id;numero;suffixe;nom_voie;code_postal;code_insee;nom_commune;lon;lat\n"
+        "05115_0001_00001;1;;Route de Loche;05190;05115;Remollon;6.1700;44.4600\n"
+        "05115_ld01_99999;99999;;Les Granges;05190;05115;Remollon;6.1750;44.4600\n",
+        encoding="utf-8",
+    )
+    index = build_index([path])
+    near_granges = index.reverse(6.1745, 44.4600, limit=2)
+    assert [f["properties"]["label"] for f in near_granges] == [
+        "Les Granges 05190 Remollon",
+        "1 Route de Loche 05190 Remollon",
+    ]
+    assert index.reverse(6.1745, 44.4600, type="housenumber")[0]["properties"]["type"] == "housenumber"
+    assert index.reverse(6.1701, 44.4600)[0]["properties"]["label"] == "1 Route de Loche 05190 Remollon"
