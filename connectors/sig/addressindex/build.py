@@ -13,13 +13,13 @@ import numpy as np
 from connectors.sig import referentials
 from connectors.sig.addressindex.data import MUNICIPALITY, STREET, IndexData
 from connectors.sig.addressindex.grid import build_grid
+from connectors.sig.addressindex.postings import PostingsBuilder, typo_keys
 from connectors.sig.addressindex.sources import AddressRecord
 from connectors.sig.addressindex.text import canonical_suffix, fold, tokens
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 10_000
 ID_CHUNK = 65_536
-TYPO_MIN_LENGTH = 5
 # log10 of the population that weighs 1 (Paris): importance grows with the order of magnitude.
 _LOG_TOP_POPULATION = math.log10(2_200_000)
 _STREET_SIZE_FOR_FULL_WEIGHT = 300
@@ -37,10 +37,6 @@ def department_code(citycode: str) -> str:
 def commune_info(citycode: str) -> dict | None:
     """The referential item of a commune (population, department and region names), if known."""
     return _communes(department_code(citycode)).get(citycode)
-
-
-def deletions(token: str) -> set[str]:
-    return {token[:i] + token[i + 1 :] for i in range(len(token))}
 
 
 class _Accumulator:
@@ -95,14 +91,6 @@ def _street_id(first_id: str, citycode: str, name: str) -> str:
     return f"{citycode}_{fold(name).replace(' ', '-')}"
 
 
-def _csr(pairs: list[tuple[int, int]], vocabulary_size: int) -> tuple[np.ndarray, np.ndarray]:
-    if not pairs:
-        return np.zeros(vocabulary_size + 1, dtype=np.int64), np.empty(0, dtype=np.int32)
-    table = np.unique(np.array(pairs, dtype=np.int64), axis=0)
-    counts = np.bincount(table[:, 0], minlength=vocabulary_size)
-    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64), table[:, 1].astype(np.int32)
-
-
 def build_data(records: Iterable[AddressRecord], progress: Progress | None = None, total: int = 0) -> IndexData:
     acc = _Accumulator()
     done = 0
@@ -143,7 +131,6 @@ def _assemble(acc: _Accumulator) -> IndexData:
     # Only numbered rows become house numbers; a row without number only places its street.
     kept_bounds = np.searchsorted(sid[kept], np.arange(n_streets + 1))
     doc_hn_start[n_muni:] = kept_bounds
-    doc_hn_start[:n_muni] = 0
 
     doc_kind = np.full(n_docs, STREET, dtype=np.int8)
     doc_kind[:n_muni] = MUNICIPALITY
@@ -161,14 +148,7 @@ def _assemble(acc: _Accumulator) -> IndexData:
     city_postcodes: dict[str, Counter[str]] = {code: Counter() for code in citycodes}
     seen_ids: set[str] = set(citycodes)
 
-    vocabulary: dict[str, int] = {}
-    name_pairs: list[tuple[int, int]] = []
-    place_pairs: list[tuple[int, int]] = []
-
-    def add_tokens(words: list[str], doc: int, pairs: list[tuple[int, int]]) -> None:
-        for word in words:
-            pairs.append((vocabulary.setdefault(word, len(vocabulary)), doc))
-
+    postings = PostingsBuilder()
     street_sizes = np.diff(kept_bounds)
     for s, (citycode, street) in enumerate(street_keys):
         doc = n_muni + s
@@ -192,8 +172,8 @@ def _assemble(acc: _Accumulator) -> IndexData:
         doc_id.append(street_id)
         name_tokens = tokens(street)
         doc_ntokens[doc] = max(len(name_tokens), 1)
-        add_tokens(name_tokens, doc, name_pairs)
-        add_tokens([street_postcode], doc, place_pairs)
+        postings.add("name", name_tokens, doc)
+        postings.add("place", [street_postcode], doc)
 
     for m, citycode in enumerate(citycodes):
         name = city_names[citycode].most_common(1)[0][0]
@@ -208,31 +188,19 @@ def _assemble(acc: _Accumulator) -> IndexData:
         doc_lat[m] = round(float(doc_lat[n_muni:][in_city].mean()), 6)
         name_tokens = tokens(name)
         doc_ntokens[m] = max(len(name_tokens), 1)
-        add_tokens(name_tokens, m, name_pairs)
-        add_tokens(sorted(city_postcodes[citycode]), m, place_pairs)
+        postings.add("name", name_tokens, m)
+        postings.add("place", sorted(city_postcodes[citycode]), m)
 
     # A street weighs by its commune and, less, by its size: an avenue before a cul-de-sac of the same name.
     size_weight = np.minimum(1.0, np.log1p(street_sizes) / math.log1p(_STREET_SIZE_FOR_FULL_WEIGHT))
     doc_importance[n_muni:] = 0.6 * doc_importance[doc_municipality[n_muni:]] + 0.4 * size_weight
     for s, (citycode, _street) in enumerate(street_keys):
-        add_tokens(tokens(city_names[citycode].most_common(1)[0][0]), n_muni + s, place_pairs)
+        postings.add("place", tokens(doc_name[muni_of[citycode]]), n_muni + s)
 
-    # Renumber tokens in sorted order, so that a prefix is a contiguous range of the vocabulary.
-    vocab = sorted(vocabulary)
-    new_id = np.empty(len(vocabulary), dtype=np.int64)
-    for rank, word in enumerate(vocab):
-        new_id[vocabulary[word]] = rank
-    name_pairs = [(int(new_id[t]), d) for t, d in name_pairs]
-    place_pairs = [(int(new_id[t]), d) for t, d in place_pairs]
-    name_offsets, name_postings = _csr(name_pairs, len(vocab))
-    place_offsets, place_postings = _csr(place_pairs, len(vocab))
-
-    del_pairs = sorted(
-        (key, rank)
-        for rank, word in enumerate(vocab)
-        if len(word) >= TYPO_MIN_LENGTH and word.isalpha()
-        for key in deletions(word)
-    )
+    vocab, new_id = postings.vocabulary()
+    name_offsets, name_postings = postings.csr("name", new_id)
+    place_offsets, place_postings = postings.csr("place", new_id)
+    del_keys, del_tokens = typo_keys(vocab)
 
     hn_lon, hn_lat = lon[kept], lat[kept]
     hn_ids = ids[kept]
@@ -247,8 +215,8 @@ def _assemble(acc: _Accumulator) -> IndexData:
         name_postings=name_postings,
         place_offsets=place_offsets,
         place_postings=place_postings,
-        del_keys=[key for key, _ in del_pairs],
-        del_tokens=np.array([rank for _, rank in del_pairs], dtype=np.int32),
+        del_keys=del_keys,
+        del_tokens=del_tokens,
         doc_kind=doc_kind,
         doc_id=doc_id,
         doc_name=doc_name,

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from connectors.sig.addressindex import store
-from connectors.sig.addressindex.build import TYPO_MIN_LENGTH, Progress, build_data, deletions
+from connectors.sig.addressindex.build import Progress, build_data
 from connectors.sig.addressindex.data import MUNICIPALITY, STREET, IndexData
 from connectors.sig.addressindex.grid import haversine, nearby
+from connectors.sig.addressindex.postings import TYPO_MIN_LENGTH, deletions
 from connectors.sig.addressindex.query import Query, Term, parse
 from connectors.sig.addressindex.results import feature
 from connectors.sig.addressindex.sources import count_rows, read_records
