@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.sig.addressindex import build_index
+import pytest
+
+from connectors.sig.addressindex import SourceError, build_index
 
 from .conftest import SAMPLE
 
@@ -51,3 +53,10 @@ def test_ids_need_not_be_ascii(tmp_path: Path) -> None:
     )
     index = build_index([path])
     assert index.get("05061_chemin-des-prés_00007")["properties"]["label"] == "7 Chemin des Prés 05000 Gap"
+
+
+def test_malformed_source_reported_with_progress_too(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ndjson"
+    path.write_text('{"id": "a", "name": "R", "citycode": "1", "city": "C", "lon": 1, "lat": 2}\n{"id": \n')
+    with pytest.raises(SourceError, match=r"bad.ndjson:2: "):
+        build_index([path], progress=lambda done, total: None)

@@ -86,6 +86,7 @@ def test_addok_ndjson(tmp_path: Path) -> None:
     ]  # fmt: skip
     path = _write(tmp_path / "data.ndjson", "\n".join(json.dumps(doc) for doc in docs) + "\n")
     records = list(read_records(path))
+    assert count_rows(path) == len(records) == 3
     assert [(r.id, r.number, r.suffix, r.lon) for r in records] == [
         ("05068_0010_00011", 11, "", 6.11),
         ("X", 2, "bis", 6.12),
