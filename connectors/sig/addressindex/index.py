@@ -19,7 +19,7 @@ from connectors.sig.addressindex.results import feature
 from connectors.sig.addressindex.sources import count_rows, read_records
 from connectors.sig.addressindex.text import within_one_edit
 
-TYPES = ("housenumber", "street", "municipality")
+TYPES = ("housenumber", "street", "locality", "municipality")
 # Match quality of one query word against a token.
 EXACT, PREFIX, TYPO = 1.0, 0.9, 0.7
 # A one-letter prefix would pull most of the vocabulary; the first tokens of its range are enough.
@@ -168,6 +168,10 @@ class AddressIndex:
             mask &= data.doc_kind == MUNICIPALITY
         elif type in ("street", "housenumber"):
             mask &= data.doc_kind == STREET
+            mask[self._bare_streets] = False
+        elif type == "locality":
+            mask &= False
+            mask[self._bare_streets] = True
         if citycode:
             muni = self._doc_ids.get(citycode)
             if muni is None or data.doc_kind[muni] != MUNICIPALITY:
@@ -246,7 +250,7 @@ class AddressIndex:
         if limit <= 0:
             return []
         points = nearby(data.grid_keys, data.grid_starts, data.grid_points, lon, lat, max(limit, 1) * 8)
-        if not len(points):
+        if not len(points) or type == "locality":
             return self._reverse_docs(lon, lat, limit, type)
         # The house numbers near by, and the lieux-dits without numbers, which the grid does not hold (they are few).
         distances = haversine(lon, lat, data.hn_lon[points], data.hn_lat[points])
@@ -273,12 +277,14 @@ class AddressIndex:
         return results
 
     def _reverse_docs(self, lon: float, lat: float, limit: int, type: str | None) -> list[dict[str, Any]]:
-        # No house number within the grid's reach: the nearest streets (or lieux-dits), else municipalities.
+        # Lieux-dits, or no house number within the grid's reach: the nearest documents of the type.
         data = self.data
         if type == "housenumber":
             return []
-        kind = MUNICIPALITY if type == "municipality" else STREET
-        docs = np.flatnonzero(data.doc_kind == kind)
+        if type == "locality":
+            docs = self._bare_streets
+        else:
+            docs = np.flatnonzero(data.doc_kind == (MUNICIPALITY if type == "municipality" else STREET))
         if not len(docs):
             return []
         distances = haversine(lon, lat, data.doc_lon[docs], data.doc_lat[docs])

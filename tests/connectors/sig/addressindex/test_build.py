@@ -41,6 +41,8 @@ def test_street_without_house_numbers_is_a_locality(tmp_path: Path) -> None:
         "05115_ld01_99999",
     )
     assert index.get("05115_ld01_99999")["properties"]["locality"] == "Les Granges"
+    assert index.search("granges", type="locality")[0]["properties"]["id"] == "05115_ld01_99999"
+    assert index.search("granges", type="street") == []
     assert index.reverse(6.17, 44.4601)[0]["properties"]["type"] == "locality"
 
 

@@ -58,4 +58,5 @@ def test_a_nearer_lieu_dit_without_numbers_wins_over_house_numbers(tmp_path: Pat
         "1 Route de Loche 05190 Remollon",
     ]
     assert index.reverse(6.1745, 44.4600, type="housenumber")[0]["properties"]["type"] == "housenumber"
+    assert index.reverse(6.1701, 44.4600, type="locality")[0]["properties"]["label"] == "Les Granges 05190 Remollon"
     assert index.reverse(6.1701, 44.4600)[0]["properties"]["label"] == "1 Route de Loche 05190 Remollon"
