@@ -19,11 +19,11 @@ run: install
 	$(BIN)/passerelle import demo/config.yaml
 	PASSERELLE_ADMIN_TOKENS=$${PASSERELLE_ADMIN_TOKENS:-demo-admin-token} $(BIN)/passerelle serve
 
-# The whole suite, on SQLite and on a private PostgreSQL, with a private Redis, started for the run.
+# The whole suite, on SQLite and on a private PostgreSQL, with a private Redis and a real addok, started for the run.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	scripts/with-postgresql.sh scripts/with-redis.sh $(BIN)/pytest
+	scripts/with-postgresql.sh scripts/with-redis.sh scripts/with-addok.sh $(BIN)/pytest
 
 test-sqlite: install
 	$(BIN)/pytest
