@@ -42,4 +42,4 @@ bench: install
 	$(BIN)/python bench/cache/run.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-addok var .pytest_cache .ruff_cache
