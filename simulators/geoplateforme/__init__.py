@@ -4,7 +4,8 @@ What it reproduces (protocols.md §1): `GET /search` and `/reverse` (with or wit
 Géoplateforme's parameter validation and its 400 body `{"code":400,"message":"Failed parsing query","detail":[...]}`
 listing every problem, GeoCodeJSON answers as addok-server writes them (no `version`; `query`, `filters` when given,
 `center` when lat/lon are given, `limit`), codes as strings with their leading zeros, coordinates as [lon, lat],
-x/y in the legal projection (Lambert-93 in mainland France) and `"_type": "address"`.
+x/y in the legal projection (Lambert-93 in mainland France) and `"_type": "address"`; and the batch
+`POST /search/csv` and `/reverse/csv` (see `batch`).
 
 Choices where the reference is silent:
 - `index=poi` or `parcel` is valid but answers no features (there is no POI or parcel data); an unknown index is a 400.

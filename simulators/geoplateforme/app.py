@@ -1,4 +1,4 @@
-"""The aiohttp application: /search, /reverse, rate limiting and the test-only /_simulator controls."""
+"""The aiohttp application: /search, /reverse, their CSV batch forms, rate limits and the /_simulator controls."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import batch
 from .data import Address, Place, build_places
 from .params import Query, parse
 from .search import Index
@@ -141,6 +142,14 @@ async def reverse(request: web.Request) -> web.Response:
     return web.json_response(_collection(state, query, features, reverse=True))
 
 
+async def search_csv(request: web.Request) -> web.Response:
+    return await batch.search_csv(request.app[STATE].index, request)
+
+
+async def reverse_csv(request: web.Request) -> web.Response:
+    return await batch.reverse_csv(request.app[STATE].index, request)
+
+
 async def set_mode(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
@@ -178,12 +187,17 @@ def make_app(
     """`rate_limit` is in requests per second per client IP; `clock` is there so tests need no real waiting."""
     if rate_limit is not None and rate_limit <= 0:
         raise ValueError("rate_limit must be positive")
-    app = web.Application(middlewares=[_upstream_behaviour])
+    # aiohttp refuses bodies over 1 MB by default; the hosted CSV endpoint takes files of up to 50 MB.
+    app = web.Application(middlewares=[_upstream_behaviour], client_max_size=50 * 1024 * 1024)
     app[STATE] = State(Index(build_places(addresses)), attribution, licence, rate_limit, retry_after, clock)
     for path in ("/search", "/search/"):
         app.router.add_get(path, search)
     for path in ("/reverse", "/reverse/"):
         app.router.add_get(path, reverse)
+    for path in ("/search/csv", "/search/csv/"):
+        app.router.add_post(path, search_csv)
+    for path in ("/reverse/csv", "/reverse/csv/"):
+        app.router.add_post(path, reverse_csv)
     app.router.add_post("/_simulator/mode", set_mode)
     app.router.add_get("/_simulator/stats", stats)
     return app
