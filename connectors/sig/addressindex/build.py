@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 from array import array
 from collections import Counter
@@ -37,6 +39,17 @@ def department_code(citycode: str) -> str:
 def commune_info(citycode: str) -> dict | None:
     """The referential item of a commune (population, department and region names), if known."""
     return _communes(department_code(citycode)).get(citycode)
+
+
+def _populations() -> dict[str, int]:
+    """The population of the communes ``cities`` knows (those with a postcode), read from the bundled file.
+
+    The build needs nothing else: the referentials ``commune_info`` loads keep every French commune with its
+    search forms in memory (about 40 MB) for the rest of the process. Parsing the file takes about 35 MB for
+    a moment, so it is done before any address is read; the table kept is about 4 MB.
+    """
+    communes = json.loads(gzip.decompress((referentials.DATA_DIR / "communes.json.gz").read_bytes()))
+    return {c["code"]: int(c["population"]) for c in communes if c["codesPostaux"]}
 
 
 class _Accumulator:
@@ -99,6 +112,7 @@ def _street_id(first_id: str, citycode: str, name: str) -> str:
 
 
 def build_data(records: Iterable[AddressRecord], progress: Progress | None = None, total: int = 0) -> IndexData:
+    populations = _populations()
     acc = _Accumulator()
     done = 0
     for done, record in enumerate(records, start=1):
@@ -107,10 +121,10 @@ def build_data(records: Iterable[AddressRecord], progress: Progress | None = Non
             progress(done, total)
     if progress:
         progress(done, max(total, done))
-    return _assemble(acc)
+    return _assemble(acc, populations)
 
 
-def _assemble(acc: _Accumulator) -> IndexData:
+def _assemble(acc: _Accumulator, populations: dict[str, int]) -> IndexData:
     suffix_names = sorted(acc.suffixes, key=acc.suffixes.__getitem__)
     # House numbers sorted by street, then number, then suffix as written ("" before "bis" before "ter").
     suffix_rank = np.argsort(np.argsort(np.array(suffix_names, dtype=object)))
@@ -124,6 +138,7 @@ def _assemble(acc: _Accumulator) -> IndexData:
     postcode_names = sorted(acc.postcodes, key=acc.postcodes.__getitem__)
     postcode = np.frombuffer(acc.postcode, dtype=np.int32)[order]
     ids = acc.take_ids()[order]
+    del order
     acc.release_columns()
     street_keys = sorted(acc.streets, key=acc.streets.__getitem__)
 
@@ -183,14 +198,15 @@ def _assemble(acc: _Accumulator) -> IndexData:
         postings.add("name", name_tokens, doc)
         postings.add("place", [street_postcode], doc)
 
+    del postcode, seen_ids
     for m, citycode in enumerate(citycodes):
         name = city_names[citycode].most_common(1)[0][0]
         doc_name[m] = name
         doc_postcode[m] = city_postcodes[citycode].most_common(1)[0][0]
-        info = commune_info(citycode)
-        population = int(info["population"]) if info else 0
-        doc_population[m] = population
-        doc_importance[m] = min(1.0, math.log10(population + 1) / _LOG_TOP_POPULATION) if info else 0.3
+        population = populations.get(citycode)
+        doc_population[m] = population or 0
+        known = population is not None
+        doc_importance[m] = min(1.0, math.log10(population + 1) / _LOG_TOP_POPULATION) if known else 0.3
         in_city = doc_municipality[n_muni:] == m
         doc_lon[m] = round(float(doc_lon[n_muni:][in_city].mean()), 6)
         doc_lat[m] = round(float(doc_lat[n_muni:][in_city].mean()), 6)
@@ -208,11 +224,19 @@ def _assemble(acc: _Accumulator) -> IndexData:
     vocab, new_id = postings.vocabulary()
     name_offsets, name_postings = postings.csr("name", new_id)
     place_offsets, place_postings = postings.csr("place", new_id)
+    del postings, new_id
     del_keys, del_tokens = typo_keys(vocab)
 
-    hn_lon, hn_lat = lon[kept], lat[kept]
-    hn_ids = ids[kept]
-    del ids
+    # The house numbers are the numbered rows; when every row is numbered the sorted columns are used as they
+    # are, and otherwise each full column is dropped as soon as its subset is taken.
+    every = len(kept) == len(number)
+    hn_lon = lon if every else lon[kept]
+    hn_lat = lat if every else lat[kept]
+    hn_ids = ids if every else ids[kept]
+    hn_number = number if every else number[kept]
+    hn_suffix = (suffix if every else suffix[kept]).astype(np.int16)
+    hn_doc = (sid if every else sid[kept]) + np.int32(n_muni)
+    del lon, lat, ids, number, suffix, sid
     id_order = np.argsort(hn_ids, kind="stable").astype(np.int32)
     id_rank = np.empty(len(id_order), dtype=np.int32)
     id_rank[id_order] = np.arange(len(id_order), dtype=np.int32)
@@ -236,12 +260,12 @@ def _assemble(acc: _Accumulator) -> IndexData:
         doc_population=doc_population,
         doc_ntokens=doc_ntokens,
         doc_hn_start=doc_hn_start,
-        hn_number=number[kept].astype(np.int32),
-        hn_suffix=suffix[kept].astype(np.int16),
+        hn_number=hn_number.astype(np.int32, copy=False),
+        hn_suffix=hn_suffix,
         suffixes=suffix_names,
         hn_lon=hn_lon,
         hn_lat=hn_lat,
-        hn_doc=(sid[kept] + n_muni).astype(np.int32),
+        hn_doc=hn_doc.astype(np.int32, copy=False),
         hn_ids_sorted=hn_ids[id_order],
         hn_ids_position=id_order,
         hn_id_rank=id_rank,

@@ -20,8 +20,11 @@ def build_grid(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """(sorted distinct cell keys, start of each cell in ``points`` (one more than keys), point ids by cell)."""
     keys = cell_keys(lon, lat)
     points = np.argsort(keys, kind="stable").astype(np.int32)
-    distinct, starts = np.unique(keys[points], return_index=True)
-    return distinct, np.append(starts, len(points)).astype(np.int64), points
+    keys = keys[points]
+    # The keys are sorted already: cells start where the key changes (np.unique would sort them again).
+    starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1 if len(keys) else np.empty(0, dtype=np.int64)
+    starts = np.concatenate(([0], starts)) if len(keys) else starts
+    return keys[starts], np.append(starts, len(points)).astype(np.int64), points
 
 
 def haversine(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ def main(paths: list[str]) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data = index.data
     print(f"{len(data.hn_number)} house numbers, {len(data.doc_id)} documents, {len(data.vocab)} tokens")
-    print(f"build {build_s:.1f} s, peak RSS {peak_mb:.0f} MB (process, imports and referentials included)")
+    print(f"build {build_s:.1f} s, peak RSS {peak_mb:.0f} MB (whole process, imports included)")
 
     records = [r for path in paths for r in read_records(path) if r.number is not None]
     rng = random.Random(5)

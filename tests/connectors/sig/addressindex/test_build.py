@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from connectors.sig.addressindex import SourceError, build_index
+from connectors.sig.addressindex.build import commune_info
 
 from .conftest import SAMPLE
 
@@ -62,3 +63,11 @@ def test_malformed_source_reported_with_progress_too(tmp_path: Path) -> None:
     path.write_text('{"id": "a", "name": "R", "citycode": "1", "city": "C", "lon": 1, "lat": 2}\n{"id": \n')
     with pytest.raises(SourceError, match=r"bad.ndjson:2: "):
         build_index([path], progress=lambda done, total: None)
+
+
+def test_populations_are_those_of_the_referentials() -> None:
+    # The build reads populations from the bundled file itself, to keep the referentials out of its memory.
+    data = build_index([SAMPLE]).data
+    for m, citycode in enumerate(data.doc_id[:3]):
+        info = commune_info(citycode)
+        assert info is not None and data.doc_population[m] == info["population"] > 0
