@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from passerelle import admin, docpage, metrics, openapi, pages, resourcelogs
+from passerelle import admin, docpage, metrics, openapi, pages, records, resourcelogs
 from passerelle.auth.access import ACCESS, AccessChecker
 from passerelle.availability import AvailabilityService
 from passerelle.connectors import Connector
@@ -83,7 +83,7 @@ def build_services(hub: Hub) -> list[Service]:
     if hub.settings.run_periodic_jobs:
         services.append(PeriodicService(hub.registry, hub.sessionmaker))
         services.append(AvailabilityService(hub))
-        purgers = {"resource logs": resourcelogs.purge, "jobs": purge_finished}
+        purgers = {"resource logs": resourcelogs.purge, "jobs": purge_finished, "records": records.purge_expired}
         services.append(RetentionPurge(hub.sessionmaker, hub.settings, purgers))
     if hub.settings.run_jobs:
         services.append(JobRunner(hub.settings, hub.sessionmaker, hub.registry))

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from passerelle.http import HttpClient, HttpConfig, HttpOptions, options_from_config
 from passerelle.links import Links
 from passerelle.parameters import ParamSpec, SignatureSpec, spec_from_signature
+from passerelle.records import Records
 from passerelle.resourcelogs import ResourceLogger
 
 if TYPE_CHECKING:
@@ -261,6 +262,7 @@ class Connector:
         # the services below (``links``), not directly.
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._links: Links | None = None
+        self._records: Records | None = None
         # Also given by the registry, and kept current on every reload: where resource
         # log rows go, and the instance's own level ('' : the hub's RESOURCE_LOG_LEVEL).
         self._resource_logs: ResourceLogWriter | None = None
@@ -283,6 +285,17 @@ class Connector:
                 raise RuntimeError(f"{self!r} has no database: only instances built by the hub have links")
             self._links = Links(self._sessionmaker, self.instance)
         return self._links
+
+    @property
+    def records(self) -> Records:
+        """This instance's durable records (:mod:`passerelle.records`): small JSON values
+        kept across restarts and shared by the hub's processes, ``get``, ``put``,
+        ``put_many``, ``delete``, ``count``, with an optional ``ttl``."""
+        if self._records is None:
+            if self._sessionmaker is None:
+                raise RuntimeError(f"{self!r} has no database: only instances built by the hub have records")
+            self._records = Records(self._sessionmaker, self.instance.id)
+        return self._records
 
     @property
     def logger(self) -> ResourceLogger:

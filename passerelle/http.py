@@ -58,6 +58,7 @@ from yarl import URL
 from passerelle import metrics
 from passerelle.breaker import CircuitBreaker, Permit
 from passerelle.envelope import BreakerOpen, HubError, InternalError, UpstreamError, UpstreamUnavailable
+from passerelle.ratelimit import RateLimiter
 from passerelle.redaction import SECRET, classify_key, redact_text
 from passerelle.requestid import REQUEST_ID_HEADER, current_request_id
 
@@ -115,6 +116,7 @@ class HttpOptions:
     retry_after_cap: float = 10.0  # a longer Retry-After fails at once, saying when to retry
     breaker_threshold: int = 5  # consecutive failures that open an upstream's breaker (0: never)
     breaker_open_duration: float = 30.0  # before a probe call goes through
+    rate_limit: float | None = None  # most calls per second to one upstream, from this process (passerelle.ratelimit)
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "total_timeout", "breaker_open_duration"):
@@ -122,6 +124,8 @@ class HttpOptions:
                 raise ValueError(f"HttpOptions.{name} must be positive")
         if self.read_timeout is not None and not self.read_timeout > 0:
             raise ValueError("HttpOptions.read_timeout must be positive (or None)")
+        if self.rate_limit is not None and not self.rate_limit > 0:
+            raise ValueError("HttpOptions.rate_limit must be positive (or None)")
         for name in ("max_connections", "max_connections_per_host", "max_response_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"HttpOptions.{name} must be at least 1 (there is no 'unlimited')")
@@ -162,6 +166,15 @@ class HttpConfig(BaseModel):
     )
     retries: int | None = Field(
         None, ge=0, le=10, description="Extra attempts of a call that can be repeated safely (default 2)."
+    )
+    rate_limit: float | None = Field(
+        None,
+        gt=0,
+        le=10000,
+        description=(
+            "Most calls per second to the application from one hub process; calls beyond wait "
+            "for their turn (default: the connector's, often none)."
+        ),
     )
     verify_tls: bool = Field(True, description="Check the application's TLS certificate.")
     ca_bundle: str | None = Field(
@@ -217,6 +230,8 @@ def options_from_config(config: BaseModel, base: HttpOptions | None = None) -> H
                 changes["read_timeout"] = min(base.read_timeout, http.timeout)
         if "retries" in chosen and http.retries is not None:
             changes["retries"] = http.retries
+        if "rate_limit" in chosen and http.rate_limit is not None:
+            changes["rate_limit"] = http.rate_limit
         for name in ("verify_tls", "ca_bundle", "client_cert", "client_key", "proxy", "username"):
             if name in chosen:
                 changes[name] = getattr(http, name)
@@ -326,6 +341,7 @@ class HttpClient:
         self.options = options or HttpOptions()
         self._session: aiohttp.ClientSession | None = None
         self.breakers: dict[str, CircuitBreaker] = {}
+        self.limiters: dict[str, RateLimiter] = {}
         LIVE_CLIENTS.add(self)
 
     def __repr__(self) -> str:
@@ -342,6 +358,14 @@ class HttpClient:
                 threshold=self.options.breaker_threshold,
                 open_duration=self.options.breaker_open_duration,
             )
+        return found
+
+    def limiter(self, upstream: str) -> RateLimiter | None:
+        if self.options.rate_limit is None:
+            return None
+        found = self.limiters.get(upstream)
+        if found is None:
+            found = self.limiters[upstream] = RateLimiter(self.options.rate_limit)
         return found
 
     def breaker_states(self) -> list[dict[str, Any]]:
@@ -427,6 +451,7 @@ class HttpClient:
         parsed = URL(url)
         upstream = upstream_of(parsed)
         breaker = self.breaker(upstream)
+        limiter = self.limiter(upstream)
         body, replayable, is_json = _prepare_body(kwargs)
         explicit_auth = kwargs.get("auth") is not None or parsed.user is not None
         kwargs["headers"] = self._headers(kwargs.get("headers"), explicit_auth=explicit_auth, is_json=is_json)
@@ -443,6 +468,8 @@ class HttpClient:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            if limiter is not None:
+                await limiter.wait(remaining)
             try:
                 permit = breaker.acquire()
             except BreakerOpen:
@@ -454,6 +481,8 @@ class HttpClient:
             last = await self._attempt(method, url, kwargs, breaker, permit, deadline, total, accept, loop)
             metrics.UPSTREAM_REQUESTS.labels(self.name, upstream, last.label).inc()
             metrics.UPSTREAM_DURATION.labels(self.name, upstream).observe(last.duration)
+            if limiter is not None and last.retry_after is not None and last.label == "429":
+                limiter.pause(last.retry_after)
             wait = self._wait_before_retry(last, attempt, attempts, deadline - loop.time())
             self._log(log, last, attempt, body, debug, wait)
             if last.error is None:

@@ -5,7 +5,8 @@ Each store gives a purger, ``async (sessionmaker, settings) -> rows deleted``:
 
 - resource logs: ``RESOURCE_LOG_RETENTION_DAYS`` (:func:`passerelle.resourcelogs.purge`);
 - finished jobs (done, failed, cancelled): ``JOB_RETENTION_DAYS``
-  (:func:`passerelle.jobs.queue.purge_finished`).
+  (:func:`passerelle.jobs.queue.purge_finished`);
+- connector records past their ``ttl`` (:func:`passerelle.records.purge_expired`).
 
 One failing purger is logged and does not stop the others.
 """

@@ -242,3 +242,20 @@ class ResourceLog(Base):
     request_id: Mapped[str] = mapped_column(String(128), default="", index=True)
     name_id: Mapped[str] = mapped_column(String(256), default="", index=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Record(Base):
+    """A JSON value a connector keeps between restarts (:mod:`passerelle.records`): its own
+    small durable store, so that a plugin needs no table or migration of its own.
+    ``expires`` (optional) makes the hourly retention purge delete it."""
+
+    __tablename__ = "connector_record"
+    __table_args__ = (UniqueConstraint("instance_id", "kind", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("connector_instance.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime | None] = mapped_column(nullable=True, default=None, index=True)

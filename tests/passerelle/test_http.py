@@ -151,6 +151,9 @@ def test_http_config_overrides_only_what_it_sets():
     assert options_from_config(HttpConnectorConfig(), base) is base
     token = options_from_config(HttpConnectorConfig.model_validate({"http_bearer_token": "tok"}))
     assert token.bearer_token == "tok"
+    limited = options_from_config(HttpConnectorConfig.model_validate({"http": {"rate_limit": 50}}), base)
+    assert limited.rate_limit == 50
+    assert base.rate_limit is None
 
 
 def test_http_config_refuses_credentials_stored_in_clear():

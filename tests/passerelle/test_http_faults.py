@@ -9,6 +9,7 @@ Attempts are counted on the server's side.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import socket
 from collections import Counter
@@ -331,6 +332,64 @@ async def test_a_429_without_retry_after_is_retried_with_backoff(upstream, make_
     assert isinstance(error, UpstreamUnavailable)
     assert error.message == "the application is overloaded (HTTP 429)"
     assert upstream.hits["/busy"] == 3
+
+
+# -- rate limit ----------------------------------------------------------------------------
+
+
+def stamped(arrivals: list[float], behaviour: Behaviour) -> Behaviour:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        arrivals.append(asyncio.get_running_loop().time())
+        return await behaviour(request)
+
+    return answer
+
+
+async def test_a_rate_limit_spaces_concurrent_calls(upstream, make_client):
+    # Lower bounds only: a busy machine spaces the calls more, never less.
+    arrivals: list[float] = []
+    upstream.script("/geocode", stamped(arrivals, ok()))
+    client = make_client(rate_limit=20)
+    responses = await asyncio.wait_for(asyncio.gather(*(client.get(upstream.url("/geocode")) for _ in range(10))), 10)
+    assert [r.status for r in responses] == [200] * 10
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.05 * 0.8, gaps
+    assert arrivals[-1] - arrivals[0] >= 9 * 0.05 * 0.9
+
+
+async def test_a_call_whose_slot_is_past_its_deadline_fails_at_once(upstream, make_client):
+    upstream.script("/geocode", ok())
+    client = make_client(rate_limit=1)
+    assert (await client.get(upstream.url("/geocode"))).status == 200
+    # The next slot is a second away; this call has half a second.
+    error, took = await timed(client.get(upstream.url("/geocode"), timeout=0.5), 0.5)
+    assert isinstance(error, UpstreamUnavailable)
+    assert "at most 1 per second" in error.message
+    assert took < 0.4
+    assert upstream.hits["/geocode"] == 1
+    # The refused call did not take the slot: a call with time enough gets it.
+    response, _ = await timed(client.get(upstream.url("/geocode")), 5)
+    assert response.status == 200
+
+
+async def test_a_429_retry_after_holds_every_call_to_the_upstream(upstream, make_client):
+    arrivals: list[float] = []
+    upstream.script("/geocode", stamped(arrivals, status(429, {"Retry-After": "1"})), stamped(arrivals, ok()))
+    client = make_client(rate_limit=100)
+    first = asyncio.create_task(client.get(upstream.url("/geocode")))
+    while not arrivals:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the 429 has been read by now
+    second, _ = await timed(client.get(upstream.url("/geocode")), 25)
+    assert second.status == 200
+    assert (await first).status == 200
+    # Nothing reached the upstream during the second it asked for.
+    assert all(t - arrivals[0] >= 0.9 for t in arrivals[1:]), arrivals
+
+
+def test_rate_limit_options_are_checked():
+    with pytest.raises(ValueError, match="rate_limit"):
+        HttpOptions(rate_limit=0)
 
 
 # -- the breaker -----------------------------------------------------------------------
