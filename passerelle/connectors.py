@@ -340,6 +340,12 @@ class Connector:
     async def check_status(self) -> None:
         """Raise an exception when the business application is unavailable."""
 
+    def status_details(self) -> dict[str, Any]:
+        """What the admin API shows of the instance's own state, under ``status.details``
+        (an index being built and its progress, the last import…): JSON values, cheap to
+        compute, never a secret. Empty by default."""
+        return {}
+
     async def add_job(
         self,
         method: str,

@@ -72,6 +72,12 @@ def instance_view(hub: Hub, row: ConnectorInstance, manager: Manager) -> dict[st
     key = (row.type, row.slug)
     if key in hub.registry.connectors:
         status = {"state": "ready"}
+        try:
+            details = hub.registry.connectors[key].status_details()
+        except Exception as exc:  # a connector's report must not break the admin listing
+            details = {"error": f"status_details() failed: {exc!r}"}
+        if details:
+            status["details"] = details
     elif key in hub.registry.broken:
         status = {"state": "broken", "reason": hub.registry.broken[key]}
     else:

@@ -17,7 +17,7 @@ from connectors.sig.addressindex.postings import TYPO_MIN_LENGTH, deletions
 from connectors.sig.addressindex.query import Query, Term, parse
 from connectors.sig.addressindex.results import feature
 from connectors.sig.addressindex.sources import count_rows, read_records
-from connectors.sig.addressindex.text import within_one_edit
+from connectors.sig.addressindex.text import fold, within_one_edit
 
 TYPES = ("housenumber", "street", "locality", "municipality")
 # Match quality of one query word against a token.
@@ -227,6 +227,16 @@ class AddressIndex:
             population=int(data.doc_population[doc]),
             **common,
         )
+
+    def streets(
+        self, *, citycode: str | None = None, postcode: str | None = None, limit: int = 30
+    ) -> list[dict[str, Any]]:
+        """Streets and lieux-dits of a commune or postcode (or all), by folded name: a select list."""
+        data = self.data
+        mask = self._filter_mask(postcode, citycode, None) & (data.doc_kind == STREET)
+        docs = np.flatnonzero(mask)
+        order = sorted(docs.tolist(), key=lambda doc: (fold(data.doc_name[doc]), data.doc_postcode[doc]))
+        return [self._feature(doc, None, 1.0) for doc in order[: max(limit, 0)]]
 
     # --- lookup and reverse -------------------------------------------------------------------------
     def get(self, id: str) -> dict[str, Any] | None:

@@ -9,13 +9,12 @@ from typing import Any
 from pyproj import Transformer
 
 from connectors.sig.addressindex.build import commune_info, department_code
+from connectors.sig.coordinates import WGS84_L93_AREA
 
 # BAN splits these three cities into arrondissements: `city` is the city, `district` the arrondissement.
 _DISTRICT_CITIES = {"751": "Paris", "6938": "Lyon", "132": "Marseille"}
 # x/y are in the legal projection: Lambert-93 in mainland France, local UTM overseas.
 _OVERSEAS_CRS = {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}
-# EPSG:2154's area of use: points outside it are not projected rather than projected wrong.
-_L93_AREA = (-9.86, 41.15, 10.38, 51.56)
 
 
 @cache
@@ -25,7 +24,9 @@ def _transformer(epsg: int) -> Transformer:
 
 def project(citycode: str, lon: float, lat: float) -> tuple[float, float] | None:
     epsg = _OVERSEAS_CRS.get(department_code(citycode), 2154)
-    if epsg == 2154 and not (_L93_AREA[0] <= lon <= _L93_AREA[2] and _L93_AREA[1] <= lat <= _L93_AREA[3]):
+    west, south, east, north = WGS84_L93_AREA
+    # Points outside EPSG:2154's area of use are not projected rather than projected wrong.
+    if epsg == 2154 and not (west <= lon <= east and south <= lat <= north):
         return None
     x, y = _transformer(epsg).transform(lon, lat)
     if not (math.isfinite(x) and math.isfinite(y)):

@@ -20,6 +20,8 @@ from connectors.sig.addressindex.data import IndexData, array_fields, string_fie
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
+# What an index was built from, written next to CURRENT by its builder (``python -m connectors.sig.addressindex``).
+MANIFEST = "manifest.json"
 
 
 class IndexFormatError(ValueError):
