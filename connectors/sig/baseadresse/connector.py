@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -53,6 +54,7 @@ AddressType = Literal["housenumber", "street", "locality", "municipality"]
 MIN_QUERY = 3  # shorter texts are answered with nothing (the BAN geocoders refuse them)
 MAX_QUERY = 200
 RECORD_KIND = "address"
+LEADING_NON_WORD = re.compile(r"^[\W_]+")
 
 CITYCODE = {"pattern": r"^(\d{5}|\d[AB]\d{3})$"}
 POSTCODE = {"pattern": r"^\d{5}$"}
@@ -77,7 +79,8 @@ def _query(q: str | None) -> str | None:
     """The text to search, or None when it is too short to search (an empty answer)."""
     if q is None:
         return None
-    q = q.strip()
+    # The BAN geocoders refuse a text that does not start with a letter or a digit ("- rue…").
+    q = LEADING_NON_WORD.sub("", q).strip()
     return q if len(q) >= MIN_QUERY else None
 
 
