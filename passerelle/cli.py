@@ -2,13 +2,20 @@
 
 Settings come from ``PASSERELLE_*`` environment variables or ``--config FILE``.
 Errors are one line a person can act on, never a traceback.
+
+Connector packages add their own commands through the ``passerelle.commands`` entry
+point group (``name = "package.module:click_command"``); :func:`open_instance` gives
+such a command the connector of a stored instance (docs/writing-a-connector.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +120,39 @@ async def _with_manager(settings: Settings, action: Any, *, migrate: bool = Fals
     engine = await _open_database(settings, migrate=migrate or settings.should_auto_migrate)
     try:
         return await action(Manager(make_sessionmaker(engine), connector_types(settings), box))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_instance(ctx: click.Context, instance: str) -> AsyncIterator[Any]:
+    """The connector of the stored instance ``type/slug``, built as the hub builds it (secrets
+    decrypted, records, links and jobs reachable) but not started; closed on exit. For the
+    commands of connector packages."""
+    from passerelle.instances import BrokenInstance, build_connector, shutdown
+    from passerelle.management import Manager
+    from passerelle.storage import make_sessionmaker
+
+    settings = load_settings(ctx)
+    type_slug, slug = split_instance(instance)
+    types = connector_types(settings)
+    if type_slug not in types:
+        raise CliError(f"unknown connector type '{type_slug}'")
+    box = secret_box(settings)
+    engine = await _open_database(settings, migrate=settings.should_auto_migrate)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        row = await Manager(sessionmaker, types, box).get_instance(type_slug, slug)
+        if row is None:
+            raise CliError(f"no {type_slug} instance named '{slug}'")
+        try:
+            connector = build_connector(types[type_slug], row, settings, box, sessionmaker)
+        except BrokenInstance as exc:
+            raise CliError(f"{type_slug}/{slug}: {exc.reason}") from None
+        try:
+            yield connector
+        finally:
+            await shutdown(connector)
     finally:
         await engine.dispose()
 
@@ -513,6 +553,28 @@ def settings_help() -> None:
             default = "(secret)"
         click.echo(f"PASSERELLE_{name.upper()}  (default: {default!s})\n    {info.description}")
 
+
+COMMANDS_GROUP = "passerelle.commands"
+
+
+def add_plugin_commands(group: click.Group) -> None:
+    """Add the commands of installed connector packages; a broken one is reported and skipped."""
+    for ep in entry_points(group=COMMANDS_GROUP):
+        if ep.name in group.commands:
+            click.echo(f"warning: command '{ep.name}' of {ep.value} is already a command: skipped", err=True)
+            continue
+        try:
+            command = ep.load()
+        except Exception as exc:
+            click.echo(f"warning: command '{ep.name}' ({ep.value}) cannot be loaded: {exc!r}", err=True)
+            continue
+        if not isinstance(command, click.Command):
+            click.echo(f"warning: {ep.value} is not a click command: skipped", err=True)
+            continue
+        group.add_command(command, ep.name)
+
+
+add_plugin_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -185,28 +185,11 @@ class InstanceRegistry:
                 self.connectors[key]._log_level = row.log_level or ""
                 continue
             try:
-                stored = self.secrets.open_config(cls.Config, row.config)
-            except SecretDecryptError as exc:
-                broken[key] = f"invalid configuration: {exc}"
-                logger.error(
-                    "an instance's secret cannot be decrypted, the instance is unavailable",
-                    instance=f"{row.type}/{row.slug}",
-                    reason=str(exc),
-                )
+                connector = build_connector(cls, row, self.settings, self.secrets, self.sessionmaker)
+            except BrokenInstance as exc:
+                broken[key] = exc.reason
                 await self._drop(key)
                 continue
-            try:
-                config = cls.Config.model_validate(stored)
-            except ValidationError as exc:
-                broken[key] = "invalid configuration: " + "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
-                )
-                broken[key] = scrub(broken[key], stored.values())
-                await self._drop(key)
-                continue
-            info = InstanceInfo(row.id, row.type, row.slug, row.title, row.description or "")
-            connector = cls(info, config, self.settings)
-            connector._sessionmaker = self.sessionmaker  # for connector.links
             connector._resource_logs = self.resource_logs  # for connector.logger
             connector._log_level = row.log_level or ""
             try:
@@ -246,6 +229,44 @@ class InstanceRegistry:
         async with self._lock:
             for key in list(self.connectors):
                 await self._drop(key)
+
+
+class BrokenInstance(Exception):
+    """A stored instance whose connector cannot be built; ``reason`` says why, without secrets."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def build_connector(
+    cls: type[Connector],
+    row: ConnectorInstance,
+    settings: Settings,
+    secrets: SecretBox,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Connector:
+    """The connector object of a stored instance (secrets decrypted, config validated), not started."""
+    try:
+        stored = secrets.open_config(cls.Config, row.config)
+    except SecretDecryptError as exc:
+        logger.error(
+            "an instance's secret cannot be decrypted, the instance is unavailable",
+            instance=f"{row.type}/{row.slug}",
+            reason=str(exc),
+        )
+        raise BrokenInstance(f"invalid configuration: {exc}") from None
+    try:
+        config = cls.Config.model_validate(stored)
+    except ValidationError as exc:
+        reason = "invalid configuration: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise BrokenInstance(scrub(reason, stored.values())) from None
+    info = InstanceInfo(row.id, row.type, row.slug, row.title, row.description or "")
+    connector = cls(info, config, settings)
+    connector._sessionmaker = sessionmaker  # for connector.links, records, add_job
+    return connector
 
 
 async def shutdown(connector: Connector) -> None:

@@ -211,3 +211,38 @@ def test_settings_errors_are_one_line(env):
     result = passerelle({**env, "PASSERELLE_PORT": "not-a-port"}, "instances", "list")
     assert result.returncode == 1
     assert "invalid settings: port" in result.stderr
+
+
+def test_plugin_commands_are_added_and_broken_ones_skipped(monkeypatch, capsys):
+    import click
+
+    from passerelle import cli
+
+    @click.command()
+    def hello() -> None:
+        click.echo("hello")
+
+    class EntryPoint:
+        def __init__(self, name, value, loaded):
+            self.name, self.value, self._loaded = name, value, loaded
+
+        def load(self):
+            if isinstance(self._loaded, Exception):
+                raise self._loaded
+            return self._loaded
+
+    found = [
+        EntryPoint("hello", "pkg:hello", hello),
+        EntryPoint("broken", "pkg:broken", ImportError("no module named pkg")),
+        EntryPoint("serve", "pkg:serve", hello),
+        EntryPoint("odd", "pkg:odd", object()),
+    ]
+    monkeypatch.setattr(cli, "entry_points", lambda group: found if group == cli.COMMANDS_GROUP else [])
+    group = click.Group(commands={"serve": cli.serve})
+    cli.add_plugin_commands(group)
+    assert set(group.commands) == {"serve", "hello"}
+    assert group.commands["serve"] is cli.serve
+    errors = capsys.readouterr().err
+    assert "'broken' (pkg:broken) cannot be loaded" in errors
+    assert "'serve' of pkg:serve is already a command" in errors
+    assert "pkg:odd is not a click command" in errors

@@ -24,6 +24,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ class LocalIndex:
         self._progress: dict[str, Any] | None = None
         self._error = ""
         self._built = ""
+        # Called with the progress dict on every progress line of a build (the CLI draws a bar with it).
+        self.on_progress: Callable[[dict[str, Any]], None] | None = None
 
     # -- serving ------------------------------------------------------------------------------------
 
@@ -250,6 +253,8 @@ class LocalIndex:
                 total = message["total"] or 0
                 percent = round(100 * message["done"] / total, 1) if total else 0.0
                 self._progress = {**(self._progress or {}), **message, "percent": percent}
+                if self.on_progress is not None:
+                    self.on_progress(self._progress)
                 if percent >= logged + 10:
                     logged = int(percent // 10 * 10)
                     self.log.info("address index build progress", percent=logged, done=message["done"], total=total)
