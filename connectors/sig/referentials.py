@@ -11,11 +11,16 @@ citizen can pick "Lyon 3e Arrondissement"); departments and regions are the 101 
 metropolitan France and the overseas departments, as geo.api.gouv.fr lists them by default, while
 cities of overseas collectivities still carry their collectivity's code and name.
 
-Refreshing from geo.api.gouv.fr (protocols.md §2) is left for later: the bundle is enough offline.
+The data is a value, :class:`Referentials`: :func:`bundled` gives the INSEE bundle, and
+:meth:`Referentials.from_geoapi` builds one from geo.api.gouv.fr's answers (protocols.md §2; fetched by
+``connectors.sig.geoapi``), refusing a payload too small or malformed to replace good data.
+:meth:`Referentials.to_payload` and :meth:`Referentials.from_payload` keep one as JSON across restarts.
+Every query function takes an optional ``refs`` (the bundle when None).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import re
@@ -27,13 +32,23 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cities", "departments", "fold", "regions"]
+__all__ = ["PAYLOAD_VERSION", "Referentials", "bundled", "cities", "departments", "fold", "regions"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_CITIES_LIMIT = 30
 # The zones geo.api.gouv.fr lists departments and regions for unless asked otherwise.
 LISTED_ZONES = frozenset({"metro", "drom"})
 ORDERING_FIELDS = frozenset({"name", "code", "zipcode", "population"})
+# The kinds of commune the cities list: geo.api.gouv.fr's current communes and municipal arrondissements.
+COMMUNE_TYPES = frozenset({"commune-actuelle", "arrondissement-municipal"})
+ZONES = frozenset({"metro", "drom", "com"})
+# Below these counts a geo.api.gouv.fr answer is partial (France has about 35,000 communes, 101 departments and
+# 18 regions, more with the overseas collectivities): better keep the data we have than replace it.
+MIN_COMMUNES, MIN_DEPARTEMENTS, MIN_REGIONS = 30_000, 100, 18
+PAYLOAD_VERSION = 1
+_INSEE_CODE = re.compile(r"[0-9][0-9AB][0-9]{3}")
+_AREA_CODE = re.compile(r"[0-9][0-9AB][0-9]?")
+_POSTCODE = re.compile(r"[0-9]{5}")
 
 # Ligatures NFKD leaves alone but a French reader types as two letters ("coeur" for "cœur").
 _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae"})
@@ -108,7 +123,18 @@ class _Area:
     name: str
     zone: str
     region_code: str | None
-    searchable: _Searchable
+    searchable: _Searchable = dataclasses.field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Commune:
+    code: str
+    name: str
+    type: str
+    zipcodes: tuple[str, ...]
+    population: int
+    department_code: str
+    region_code: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,47 +144,237 @@ class _City:
     zipcode: str
     population: int
     department_code: str
-    region_code: str
+    region_code: str | None
     searchable: _Searchable
 
 
-@dataclass(frozen=True, slots=True)
-class _Referentials:
-    cities: tuple[_City, ...]
-    cities_by_id: dict[str, _City]
+def _area(code: str, name: str, zone: str, region_code: str | None) -> _Area:
+    return _Area(code, name, zone, region_code, _searchable(name))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Referentials:
+    """Communes, departments and regions: the data every query function answers from.
+
+    Build one with :func:`bundled`, :meth:`from_geoapi` or :meth:`from_payload`; two are equal when their
+    communes, departments and regions are (the indexes derived from them are not compared).
+    """
+
+    communes: tuple[_Commune, ...]
     departments: dict[str, _Area]
     regions: dict[str, _Area]
+    cities: tuple[_City, ...] = dataclasses.field(init=False, repr=False)
+    cities_by_id: dict[str, _City] = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        cities = []
+        for commune in self.communes:
+            searchable = _searchable(commune.name)
+            for zipcode in commune.zipcodes:
+                cities.append(
+                    _City(
+                        commune.code,
+                        commune.name,
+                        zipcode,
+                        commune.population,
+                        commune.department_code,
+                        commune.region_code,
+                        searchable,
+                    )
+                )
+        # Frozen for the callers; the indexes are derived once, here.
+        object.__setattr__(self, "cities", tuple(cities))
+        object.__setattr__(self, "cities_by_id", {f"{city.code}.{city.zipcode}": city for city in cities})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Referentials):
+            return NotImplemented
+        return (self.communes, self.departments, self.regions) == (other.communes, other.departments, other.regions)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Referentials({len(self.communes)} communes, {len(self.departments)} departments, "
+            f"{len(self.regions)} regions)"
+        )
+
+    @classmethod
+    def from_geoapi(
+        cls,
+        communes: list[dict[str, Any]],
+        departements: list[dict[str, Any]],
+        regions: list[dict[str, Any]],
+        *,
+        min_communes: int = MIN_COMMUNES,
+        min_departements: int = MIN_DEPARTEMENTS,
+        min_regions: int = MIN_REGIONS,
+    ) -> Referentials:
+        """Referentials from geo.api.gouv.fr's JSON answers (protocols.md §2).
+
+        ``communes`` rows hold ``nom, code, codesPostaux, codeDepartement, codeRegion, population, type``
+        (``/communes?type=commune-actuelle,arrondissement-municipal&fields=…``), ``departements`` rows
+        ``nom, code, codeRegion, zone`` and ``regions`` rows ``nom, code, zone``; all three asked with
+        ``zone=metro,drom,com``. Absent ``codesPostaux`` or ``population`` (geo.api.gouv.fr leaves them out
+        where INSEE has none) mean none and 0; an absent commune ``codeRegion`` is its department's region.
+        Raises ValueError naming the first bad row and field, or when a list is shorter than its minimum: a
+        partial answer must never replace complete data.
+        """
+        _check_size("regions", regions, min_regions)
+        _check_size("departements", departements, min_departements)
+        _check_size("communes", communes, min_communes)
+        region_areas = _parse_areas("regions", regions, has_region=False, regions=None)
+        department_areas = _parse_areas("departements", departements, has_region=True, regions=region_areas)
+        parsed = tuple(_parse_commune(index, row, department_areas) for index, row in enumerate(communes))
+        _check_unique("communes", [commune.code for commune in parsed])
+        return cls(parsed, department_areas, region_areas)
+
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-serialisable form, in geo.api.gouv.fr's field names, that :meth:`from_payload` reads back."""
+        return {
+            "version": PAYLOAD_VERSION,
+            "communes": [
+                {
+                    "nom": commune.name,
+                    "code": commune.code,
+                    "type": commune.type,
+                    "codesPostaux": list(commune.zipcodes),
+                    "codeDepartement": commune.department_code,
+                    "codeRegion": commune.region_code,
+                    "population": commune.population,
+                }
+                for commune in self.communes
+            ],
+            "departements": [
+                {"nom": area.name, "code": area.code, "codeRegion": area.region_code, "zone": area.zone}
+                for area in self.departments.values()
+            ],
+            "regions": [{"nom": area.name, "code": area.code, "zone": area.zone} for area in self.regions.values()],
+        }
+
+    @classmethod
+    def from_payload(
+        cls,
+        payload: dict[str, Any],
+        *,
+        min_communes: int = MIN_COMMUNES,
+        min_departements: int = MIN_DEPARTEMENTS,
+        min_regions: int = MIN_REGIONS,
+    ) -> Referentials:
+        """Read back :meth:`to_payload`'s output, validated as :meth:`from_geoapi` does (ValueError)."""
+        if not isinstance(payload, dict) or payload.get("version") != PAYLOAD_VERSION:
+            version = payload.get("version") if isinstance(payload, dict) else None
+            raise ValueError(f"not a referentials payload of version {PAYLOAD_VERSION} (version {version!r})")
+        lists = []
+        for name in ("communes", "departements", "regions"):
+            value = payload.get(name)
+            if not isinstance(value, list):
+                raise ValueError(f"payload: {name!r} must be a list")
+            lists.append(value)
+        return cls.from_geoapi(
+            *lists, min_communes=min_communes, min_departements=min_departements, min_regions=min_regions
+        )
+
+
+def _check_size(name: str, rows: object, minimum: int) -> None:
+    if not isinstance(rows, list):
+        raise ValueError(f"{name}: expected a list, got {type(rows).__name__}")
+    if len(rows) < minimum:
+        raise ValueError(f"{name}: only {len(rows)} rows, fewer than the {minimum} expected of a complete list")
+
+
+def _check_unique(name: str, codes: list[str]) -> None:
+    seen: set[str] = set()
+    for index, code in enumerate(codes):
+        if code in seen:
+            raise ValueError(f"{name}[{index}] (code {code!r}): field 'code' repeats an earlier row")
+        seen.add(code)
+
+
+def _bad(name: str, index: int, row: dict[str, Any], field_name: str, expected: str) -> ValueError:
+    code = row.get("code")
+    where = f"{name}[{index}]" + (f" (code {code!r})" if isinstance(code, str) else "")
+    return ValueError(f"{where}: field {field_name!r} must be {expected}, got {row.get(field_name)!r}")
+
+
+def _text(name: str, index: int, row: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip() or (pattern is not None and not pattern.fullmatch(value)):
+        expected = f"a string matching {pattern.pattern}" if pattern is not None else "a non-empty string"
+        raise _bad(name, index, row, key, expected)
+    return value
+
+
+def _parse_areas(name: str, rows: list[Any], *, has_region: bool, regions: dict[str, _Area] | None) -> dict[str, _Area]:
+    areas: dict[str, _Area] = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"{name}[{index}]: expected an object, got {type(row).__name__}")
+        code = _text(name, index, row, "code", _AREA_CODE)
+        nom = _text(name, index, row, "nom")
+        zone = row.get("zone")
+        if zone not in ZONES:
+            raise _bad(name, index, row, "zone", f"one of {sorted(ZONES)}")
+        region_code: str | None = None
+        if has_region:
+            region_code = row.get("codeRegion")
+            # Overseas collectivities may come without a region: the department then has none.
+            if region_code is not None and (regions is None or region_code not in regions):
+                raise _bad(name, index, row, "codeRegion", "the code of a listed region")
+        if code in areas:
+            raise _bad(name, index, row, "code", "unique")
+        areas[code] = _area(code, nom, zone, region_code)
+    return areas
+
+
+def _parse_commune(index: int, row: Any, departments: dict[str, _Area]) -> _Commune:
+    name = "communes"
+    if not isinstance(row, dict):
+        raise ValueError(f"{name}[{index}]: expected an object, got {type(row).__name__}")
+    code = _text(name, index, row, "code", _INSEE_CODE)
+    nom = _text(name, index, row, "nom")
+    kind = row.get("type", "commune-actuelle")
+    if kind not in COMMUNE_TYPES:
+        raise _bad(name, index, row, "type", f"one of {sorted(COMMUNE_TYPES)}")
+    zipcodes = row.get("codesPostaux", [])
+    if not isinstance(zipcodes, list) or not all(isinstance(z, str) and _POSTCODE.fullmatch(z) for z in zipcodes):
+        raise _bad(name, index, row, "codesPostaux", "a list of 5-digit postcodes")
+    population = row.get("population", 0)
+    if not isinstance(population, int) or isinstance(population, bool) or population < 0:
+        raise _bad(name, index, row, "population", "a non-negative integer")
+    department_code = row.get("codeDepartement")
+    department = departments.get(department_code) if isinstance(department_code, str) else None
+    if department is None:
+        raise _bad(name, index, row, "codeDepartement", "the code of a listed department")
+    # A commune's region is its department's; none when the department (an overseas collectivity) has none.
+    region_code = row.get("codeRegion", department.region_code)
+    if region_code != department.region_code:
+        raise _bad(name, index, row, "codeRegion", f"its department's region {department.region_code!r}")
+    return _Commune(code, nom, kind, tuple(zipcodes), population, department_code, region_code)
 
 
 def _load_areas(name: str) -> dict[str, _Area]:
     rows = json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
-    return {
-        row["code"]: _Area(row["code"], row["nom"], row["zone"], row.get("region"), _searchable(row["nom"]))
-        for row in rows
-    }
+    return {row["code"]: _area(row["code"], row["nom"], row["zone"], row.get("region")) for row in rows}
 
 
 @cache
-def _referentials() -> _Referentials:
+def bundled() -> Referentials:
+    """The INSEE referentials bundled in ``data/`` (see ``data/README.md``), loaded once."""
     communes = json.loads(gzip.decompress((DATA_DIR / "communes.json.gz").read_bytes()))
-    cities = []
-    for commune in communes:
-        searchable = _searchable(commune["nom"])
-        for zipcode in commune["codesPostaux"]:
-            cities.append(
-                _City(
-                    commune["code"],
-                    commune["nom"],
-                    zipcode,
-                    commune["population"],
-                    commune["departement"],
-                    commune["region"],
-                    searchable,
-                )
+    return Referentials(
+        communes=tuple(
+            _Commune(
+                row["code"],
+                row["nom"],
+                row["type"],
+                tuple(row["codesPostaux"]),
+                row["population"],
+                row["departement"],
+                row["region"],
             )
-    return _Referentials(
-        cities=tuple(cities),
-        cities_by_id={f"{city.code}.{city.zipcode}": city for city in cities},
+            for row in communes
+        ),
         departments=_load_areas("departements.json"),
         regions=_load_areas("regions.json"),
     )
@@ -169,7 +385,7 @@ def _area_name(areas: dict[str, _Area], code: str | None) -> str | None:
     return area.name if area else None
 
 
-def _city_item(city: _City, refs: _Referentials) -> dict[str, Any]:
+def _city_item(city: _City, refs: Referentials) -> dict[str, Any]:
     return {
         "id": f"{city.code}.{city.zipcode}",
         "text": f"{city.name} {city.zipcode}",
@@ -214,6 +430,8 @@ def cities(
     region_code: str | None = None,
     page_limit: int = DEFAULT_CITIES_LIMIT,
     ordering: str | None = None,
+    *,
+    refs: Referentials | None = None,
 ) -> list[dict[str, Any]]:
     """Cities, one item per commune and postcode.
 
@@ -221,9 +439,9 @@ def cities(
     words, ranked exact name first, then names starting with ``q``, then names containing its
     words, and by population within each rank. ``ordering`` ("-population,name"; fields name,
     code, zipcode, population) overrides that ranking. ``zipcode`` (exact) goes beyond Passerelle.
-    Raises ValueError on an unknown ordering field.
+    Raises ValueError on an unknown ordering field. ``refs`` defaults to the bundled referentials.
     """
-    refs = _referentials()
+    refs = refs if refs is not None else bundled()
     sort = _ordering(ordering) if ordering else None
     if id is not None:
         city = refs.cities_by_id.get(id.strip())
@@ -296,9 +514,11 @@ def departments(
     q: str | None = None,
     id: str | None = None,
     region_code: str | None = None,
+    *,
+    refs: Referentials | None = None,
 ) -> list[dict[str, Any]]:
     """Departments; ``q`` matches the code ("2A") or the folded name, ``id`` is the code."""
-    refs = _referentials()
+    refs = refs if refs is not None else bundled()
     return [
         {
             "id": area.code,
@@ -316,9 +536,11 @@ def departments(
 def regions(
     q: str | None = None,
     id: str | None = None,
+    *,
+    refs: Referentials | None = None,
 ) -> list[dict[str, Any]]:
     """Regions; ``q`` matches the code or the folded name, ``id`` is the code."""
-    refs = _referentials()
+    refs = refs if refs is not None else bundled()
     return [
         {"id": area.code, "code": area.code, "text": f"{area.code} - {area.name}", "name": area.name}
         for area in _areas(refs.regions, q, id)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from connectors.sig.addressindex.text import STOP_WORDS, SUFFIXES, SYNONYMS, canonical, canonical_suffix, fold
 
 _HOUSENUMBER = re.compile(r"^(\d{1,4})([a-z]*)$")
+# No address needs more words; each costs a pass over the postings, so 200 characters of "rue rue …" must not.
+MAX_TERMS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,4 +55,7 @@ def parse(text: str, autocomplete: bool = True) -> Query:
                 query.terms.append(Term(word, tuple(dict.fromkeys([*expanded[:1], word])), prefix=True))
             continue
         query.terms.extend(Term(token, (token,)) for token in expanded)
+    # A word said twice matches nothing more.
+    terms = list(dict.fromkeys(query.terms))
+    query.terms = terms if len(terms) <= MAX_TERMS else [*terms[: MAX_TERMS - 1], terms[-1]]
     return query

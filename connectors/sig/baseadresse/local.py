@@ -56,6 +56,13 @@ def _digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+def _load_warm(directory: Path) -> AddressIndex:
+    index = AddressIndex.load(directory)
+    # The first answer loads the INSEE lists behind labels and contexts (0.7 s): not a citizen's request.
+    index.search("rue", 1)
+    return index
+
+
 class BuildFailed(Exception):
     pass
 
@@ -107,7 +114,7 @@ class LocalIndex:
         if version == self.version:
             return True
         try:
-            index = await run_sync(AddressIndex.load, self.index_dir)
+            index = await run_sync(_load_warm, self.index_dir)
         except (IndexFormatError, OSError, ValueError) as error:
             # Another process may have replaced it meanwhile; the next look will find the newer one.
             self.log.warning("the saved address index cannot be loaded", error=str(error))

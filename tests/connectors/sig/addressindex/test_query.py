@@ -33,3 +33,12 @@ def test_only_the_last_word_is_a_prefix_when_autocompleting() -> None:
 def test_last_word_keeps_both_its_expansion_and_its_typed_form() -> None:
     (term,) = parse("av").terms
     assert term.exact == ("avenue", "av") and term.prefix
+
+
+def test_repeated_words_count_once_and_long_queries_are_capped():
+    from connectors.sig.addressindex.query import MAX_TERMS
+
+    assert [t.word for t in parse("rue rue rue de rivoli", autocomplete=False).terms] == ["rue", "rivoli"]
+    many = parse(" ".join(f"mot{n}" for n in range(40)) + " fin")
+    assert len(many.terms) == MAX_TERMS
+    assert many.terms[-1].word == "fin" and many.terms[-1].prefix
