@@ -1,6 +1,6 @@
 """Offline administrative referentials: cities, departments and regions, as Passerelle serves them.
 
-The data is the INSEE list bundled in ``data/`` (see ``data/README.md``), loaded once on first use.
+By default the data is the INSEE list bundled in ``data/`` (see ``data/README.md``), loaded once on first use.
 Every query function is pure and synchronous, and answers the items of Passerelle's
 ``base-adresse`` ``cities``, ``departments`` and ``regions`` data sources (one city item per
 commune and postcode, ``id`` ``"<insee>.<postcode>"``), without the ``{"data": …}`` wrapper,
@@ -215,7 +215,8 @@ class Referentials:
         ``communes`` rows hold ``nom, code, codesPostaux, codeDepartement, codeRegion, population, type``
         (``/communes?type=commune-actuelle,arrondissement-municipal&fields=…``), ``departements`` rows
         ``nom, code, codeRegion, zone`` and ``regions`` rows ``nom, code, zone``; all three asked with
-        ``zone=metro,drom,com``. Absent ``codesPostaux`` or ``population`` (geo.api.gouv.fr leaves them out
+        ``zone=metro,drom,com``. A region without ``zone`` (some api-geo releases have none) takes its
+        departments'. Absent ``codesPostaux`` or ``population`` (geo.api.gouv.fr leaves them out
         where INSEE has none) mean none and 0; an absent commune ``codeRegion`` is its department's region.
         Raises ValueError naming the first bad row and field, or when a list is shorter than its minimum: a
         partial answer must never replace complete data.
@@ -225,6 +226,7 @@ class Referentials:
         _check_size("communes", communes, min_communes)
         region_areas = _parse_areas("regions", regions, has_region=False, regions=None)
         department_areas = _parse_areas("departements", departements, has_region=True, regions=region_areas)
+        region_areas = _with_zones(region_areas, department_areas)
         parsed = tuple(_parse_commune(index, row, department_areas) for index, row in enumerate(communes))
         _check_unique("communes", [commune.code for commune in parsed])
         return cls(parsed, department_areas, region_areas)
@@ -313,7 +315,8 @@ def _parse_areas(name: str, rows: list[Any], *, has_region: bool, regions: dict[
         code = _text(name, index, row, "code", _AREA_CODE)
         nom = _text(name, index, row, "nom")
         zone = row.get("zone")
-        if zone not in ZONES:
+        # Some api-geo releases list regions without their zone: it then comes from their departments.
+        if zone not in ZONES and not (zone is None and "zone" not in row and not has_region):
             raise _bad(name, index, row, "zone", f"one of {sorted(ZONES)}")
         region_code: str | None = None
         if has_region:
@@ -323,8 +326,32 @@ def _parse_areas(name: str, rows: list[Any], *, has_region: bool, regions: dict[
                 raise _bad(name, index, row, "codeRegion", "the code of a listed region")
         if code in areas:
             raise _bad(name, index, row, "code", "unique")
-        areas[code] = _area(code, nom, zone, region_code)
+        areas[code] = _area(code, nom, zone or "", region_code)
     return areas
+
+
+# The zone a region takes from its departments, when it comes without one: the most central of theirs.
+_ZONE_ORDER = ("metro", "drom", "com")
+
+
+def _with_zones(regions: dict[str, _Area], departments: dict[str, _Area]) -> dict[str, _Area]:
+    if all(area.zone for area in regions.values()):
+        return regions
+    zones: dict[str, set[str]] = {}
+    for department in departments.values():
+        if department.region_code is not None:
+            zones.setdefault(department.region_code, set()).add(department.zone)
+    completed = {}
+    for index, (code, area) in enumerate(regions.items()):
+        if not area.zone:
+            found = [zone for zone in _ZONE_ORDER if zone in zones.get(code, ())]
+            if not found:
+                raise ValueError(
+                    f"regions[{index}] (code {code!r}): field 'zone' is missing and no department gives it"
+                )
+            area = dataclasses.replace(area, zone=found[0])
+        completed[code] = area
+    return completed
 
 
 def _parse_commune(index: int, row: Any, departments: dict[str, _Area]) -> _Commune:

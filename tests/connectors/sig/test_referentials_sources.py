@@ -149,6 +149,25 @@ def test_optional_fields_have_defaults() -> None:
     assert Referentials.from_payload(refs.to_payload(), **SMALL) == refs
 
 
+def test_regions_without_zone_take_their_departments() -> None:
+    payload = bundled().to_payload()
+    zoneless = [{"nom": row["nom"], "code": row["code"]} for row in payload["regions"]]
+    refs = Referentials.from_geoapi(payload["communes"], payload["departements"], zoneless)
+    assert refs == bundled()
+    assert regions(refs=refs) == regions()
+    communes, departements, regions_ = _small_payloads()
+    del regions_[1]["zone"]
+    departements.pop()
+    communes.pop()
+    with pytest.raises(ValueError, match=r"regions\[1\] \(code '975'\): field 'zone' is missing and no department"):
+        Referentials.from_geoapi(communes, departements, regions_, **SMALL)
+    # A department must say its zone.
+    communes, departements, regions_ = _small_payloads()
+    del departements[0]["zone"]
+    with pytest.raises(ValueError, match=r"departements\[0\] \(code '05'\): field 'zone'"):
+        Referentials.from_geoapi(communes, departements, regions_, **SMALL)
+
+
 def test_default_minimums_refuse_partial_answers() -> None:
     with pytest.raises(ValueError, match=r"regions: only 2 rows, fewer than the 18"):
         Referentials.from_geoapi(*_small_payloads())
