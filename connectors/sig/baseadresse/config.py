@@ -40,6 +40,13 @@ class BaseAdresseConfig(BaseModel):
             "geocoder down or refusing). 'local' is skipped while the instance has no sources."
         ),
     )
+    api_geo_url: str | None = Field(
+        None,
+        description=(
+            "Base URL of the API Découpage administratif (https://geo.api.gouv.fr/) to refresh the communes, "
+            "départements and régions from, daily; empty: the INSEE lists bundled with the hub."
+        ),
+    )
     rate_limit: float = Field(
         50,
         gt=0,
@@ -86,11 +93,13 @@ class BaseAdresseConfig(BaseModel):
             raise ValueError("a source is listed twice")
         return cleaned
 
-    @field_validator("service_url")
+    @field_validator("service_url", "api_geo_url")
     @classmethod
-    def _service_url(cls, value: str) -> str:
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError("the service URL is an http:// or https:// URL")
+            raise ValueError("a base URL is an http:// or https:// URL")
         return value if value.endswith("/") else value + "/"
 
     @field_validator("backends")

@@ -25,6 +25,7 @@ import structlog
 from pydantic import BaseModel
 
 from connectors.sig import referentials
+from connectors.sig.baseadresse.areas import AreaReferentials
 from connectors.sig.baseadresse.config import BaseAdresseConfig
 from connectors.sig.baseadresse.local import LocalIndex
 from connectors.sig.baseadresse.remote import RemoteGeocoder
@@ -120,6 +121,7 @@ class BaseAdresse(Connector):
         self.log = logger.bind(instance=f"{self.instance.type}/{self.instance.slug}")
         self.remote = RemoteGeocoder(self.http, self.config.service_url)
         self.local = LocalIndex(self.files_dir, self.config.sources, self.http, self.log)
+        self.areas = AreaReferentials(self.files_dir, self.config.api_geo_url, self.http, self.log)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_refresh = time.monotonic()  # start() checks the sources once
 
@@ -131,6 +133,10 @@ class BaseAdresse(Connector):
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.config.api_geo_url:
+            await self.areas.load()
+            if self.areas.status()["source"] == "bundled":
+                self._spawn(self.areas.refresh())
         if self.config.local_enabled:
             # A saved index serves at once; building one (first start, changed sources) goes on in the background.
             await self.local.load()
@@ -159,6 +165,10 @@ class BaseAdresse(Connector):
         self._last_refresh = time.monotonic()
         await self.local.refresh()
 
+    @periodic(seconds=86400, description="Downloads the communes, départements and régions from api_geo_url, if set.")
+    async def refresh_referentials(self) -> None:
+        await self.areas.refresh()
+
     async def check_status(self) -> None:
         if self.config.local_enabled and self.local.current() is not None:
             return
@@ -169,7 +179,11 @@ class BaseAdresse(Connector):
 
     def status_details(self) -> dict[str, Any]:
         """The embedded index's state, build progress and sources (shown by the admin API)."""
-        return {"backends": self.config.backends, "index": self.local.status() if self.config.local_enabled else None}
+        return {
+            "backends": self.config.backends,
+            "index": self.local.status() if self.config.local_enabled else None,
+            "referentials": self.areas.status(),
+        }
 
     # -- backends -------------------------------------------------------------------------------------
 
@@ -450,7 +464,8 @@ class BaseAdresse(Connector):
         description="Cities (communes and their postcodes) as a data source",
         long_description=(
             "{data: [{id: '<insee>.<postcode>', text: '<name> <postcode>', name, code, zipcode, population, "
-            "department_code, department_name, region_code, region_name}]}, from the INSEE list bundled with the hub."
+            "department_code, department_name, region_code, region_name}]}, from the INSEE list bundled with the hub "
+            "or, with api_geo_url, the one last downloaded from geo.api.gouv.fr."
         ),
         datasource=True,
         display_order=5,
@@ -482,6 +497,7 @@ class BaseAdresse(Connector):
                 region_code=region_code,
                 page_limit=page_limit,
                 ordering=ordering,
+                refs=self.areas.current(),
             )
         )
 
@@ -498,7 +514,9 @@ class BaseAdresse(Connector):
         ident: Annotated[str | None, Param("Department code", alias="id", example="05")] = None,
         region_code: Annotated[str | None, Param("Region code", example="93")] = None,
     ) -> list[dict[str, Any]]:
-        return _referential(lambda: referentials.departments(q=q, id=ident, region_code=region_code))
+        return _referential(
+            lambda: referentials.departments(q=q, id=ident, region_code=region_code, refs=self.areas.current())
+        )
 
     @endpoint(
         description="Regions as a data source",
@@ -512,4 +530,4 @@ class BaseAdresse(Connector):
         q: Annotated[str | None, Param("Code or name as typed", example="provence")] = None,
         ident: Annotated[str | None, Param("Region code", alias="id", example="93")] = None,
     ) -> list[dict[str, Any]]:
-        return _referential(lambda: referentials.regions(q=q, id=ident))
+        return _referential(lambda: referentials.regions(q=q, id=ident, refs=self.areas.current()))
