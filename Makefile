@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/overhead/run.py
 	$(BIN)/python bench/slow_upstream/run.py
 	$(BIN)/python bench/cache/run.py
+	$(BIN)/python bench/address/run.py
 
 clean:
 	rm -rf $(VENV) .venv-addok var .pytest_cache .ruff_cache
