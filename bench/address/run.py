@@ -387,7 +387,7 @@ def main() -> None:
         table = accuracy(queries, index, addok_base)
         results["accuracy"] = table
     except BenchError as exc:
-        sys.exit(f"bench/address: {exc}")
+        sys.exit(f"bench/address: {exc}\n(logs kept in {workdir})")
     finally:
         if hub is not None:
             stop(hub)
