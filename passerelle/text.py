@@ -1,4 +1,5 @@
-"""Text helpers shared by loading and querying: folding, numbers, the text template."""
+"""Text helpers for connectors: folding for comparisons, numbers as people write them, and the
+text template of data-source items (``{nom} ({code_postal})``)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.csvdatasource.text import TextTemplate, parse_number
 from passerelle.parameters import PUBLIK_PARAMETERS
+from passerelle.text import TextTemplate, parse_number
 
 __all__ = ["NUMERIC_OPS", "RESERVED_PARAMETERS", "CsvDataSourceConfig", "Filter", "Query", "column_map"]
 

@@ -13,7 +13,7 @@ from itertools import islice
 
 from connectors.csvdatasource.config import CsvDataSourceConfig, column_map
 from connectors.csvdatasource.reading import SourceError, Table
-from connectors.csvdatasource.text import TextTemplate, fold, parse_number
+from passerelle.text import TextTemplate, fold, parse_number
 
 __all__ = ["Dataset", "build_dataset"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from connectors.csvdatasource.config import NUMERIC_OPS, Filter, Query, column_map
 from connectors.csvdatasource.dataset import Dataset, Item
-from connectors.csvdatasource.text import fold, parse_number
 from passerelle import APIError, WrongParameter
+from passerelle.text import fold, parse_number
 
 __all__ = ["check_query", "run_query"]
 

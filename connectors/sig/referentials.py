@@ -24,7 +24,6 @@ import dataclasses
 import gzip
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +31,9 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PAYLOAD_VERSION", "Referentials", "bundled", "cities", "departments", "fold", "regions"]
+from passerelle.text import fold
+
+__all__ = ["PAYLOAD_VERSION", "Referentials", "bundled", "cities", "departments", "regions"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_CITIES_LIMIT = 30
@@ -50,22 +51,11 @@ _INSEE_CODE = re.compile(r"[0-9][0-9AB][0-9]{3}")
 _AREA_CODE = re.compile(r"[0-9][0-9AB][0-9]?")
 _POSTCODE = re.compile(r"[0-9]{5}")
 
-# Ligatures NFKD leaves alone but a French reader types as two letters ("coeur" for "cœur").
-_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae"})
-_NON_WORD = re.compile(r"[\W_]+")
 # Commune names always spell "Saint" out; citizens often do not.
 _ABBREVIATIONS = {"st": "saint", "ste": "sainte", "sts": "saints", "stes": "saintes"}
 
 # Match quality, best first.
 EXACT, PREFIX, WORDS = 0, 1, 2
-
-
-def fold(value: str) -> str:
-    """The comparison form of a text: no accents, no case, punctuation and hyphens as single spaces."""
-    decomposed = unicodedata.normalize("NFKD", value.casefold().translate(_LIGATURES))
-    # Accents must go before the punctuation pass: combining marks are not word characters.
-    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return _NON_WORD.sub(" ", bare).strip()
 
 
 def _expand(words: Iterable[str]) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sig.referentials import fold
+from passerelle.text import fold
 
 from .data import Dataset, Row, bundled_dataset
 

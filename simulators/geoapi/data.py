@@ -9,7 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from connectors.sig.referentials import DATA_DIR, fold
+from connectors.sig.referentials import DATA_DIR
+from passerelle.text import fold
 
 Row = dict[str, Any]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from connectors.sig.referentials import fold
+from passerelle.text import fold
 
 __all__ = ["STOP_WORDS", "SUFFIXES", "SYNONYMS", "canonical", "fold", "tokens", "within_one_edit"]
 

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 
 from connectors.csvdatasource.config import CsvDataSourceConfig
 from connectors.csvdatasource.reading import SourceError, cell_text, detect_format, read_table
-from connectors.csvdatasource.text import TextTemplate, fold, parse_number
 from tests.connectors.csvdatasource.conftest import get_json
 
 # -- CSV ---------------------------------------------------------------------
@@ -201,38 +200,6 @@ async def test_spreadsheet_instances(hub_client, make_instance, tmp_path, maker,
     assert payload["data"] == [
         {"id": "2", "text": "Piscine", "nom": "Piscine", "code_postal": "5000", "surface": "312.75", "ouverture": ""}
     ]
-
-
-# -- text helpers --------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "folded"),
-    [
-        ("Saint-Étienne", "saint etienne"),
-        ("  L'ÉCOLE   Émile_Zola ", "l ecole emile zola"),
-        ("Cœur de Ville", "coeur de ville"),
-        ("Straße", "strasse"),
-    ],
-)
-def test_fold(text, folded):
-    assert fold(text) == folded
-
-
-@pytest.mark.parametrize(
-    ("text", "number"),
-    [("12", 12.0), (" 12.5 ", 12.5), ("95,5", 95.5), ("1 250", 1250.0), ("1\u202f250,5", 1250.5), ("abc", None)],
-)
-def test_parse_number(text, number):
-    assert parse_number(text) == number
-    assert parse_number("nan") is None
-
-
-def test_text_template():
-    template = TextTemplate.parse("{nom} ({code postal}) {{brut}}")
-    assert template.columns == ["nom", "code postal"]
-    assert template.render({"nom": "Piscine", "code postal": "05000"}) == "Piscine (05000) {brut}"
-    assert TextTemplate.parse("nom").render({"nom": "Gap"}) == "Gap"
 
 
 # -- configuration ---------------------------------------------------------------

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from connectors.sig import referentials
-from connectors.sig.referentials import cities, departments, fold, regions
+from connectors.sig.referentials import cities, departments, regions
+from passerelle.text import fold
 
 ALL = 100_000
 
