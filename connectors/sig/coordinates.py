@@ -12,9 +12,20 @@ from __future__ import annotations
 import math
 from functools import cache
 
+import numpy as np
+import shapely
 from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
 
-__all__ = ["L93_BOUNDS", "WGS84_L93_AREA", "check_lon_lat", "lambert93_to_wgs84", "wgs84_to_lambert93"]
+__all__ = [
+    "L93_BOUNDS",
+    "WGS84_L93_AREA",
+    "check_lon_lat",
+    "lambert93_to_wgs84",
+    "reproject",
+    "transformer",
+    "wgs84_to_lambert93",
+]
 
 # EPSG:2154's area of use, in degrees (west, south, east, north) and in metres (its projected bounds).
 WGS84_L93_AREA = (-9.86, 41.15, 10.38, 51.56)
@@ -24,6 +35,28 @@ L93_BOUNDS = (-378306.0, 6005294.0, 1320650.0, 7235613.0)
 @cache
 def _transformer(source: str, target: str) -> Transformer:
     return Transformer.from_crs(source, target, always_xy=True)
+
+
+def transformer(source: int, target: int) -> Transformer:
+    """The cached (x, y) → (x, y) transformer between two EPSG codes, axis order always x/lon first."""
+    return _transformer(f"EPSG:{source}", f"EPSG:{target}")
+
+
+def reproject(geometry: BaseGeometry, source: int, target: int) -> BaseGeometry:
+    """A shapely geometry from one EPSG code to another (one vectorised call); ValueError when a point
+    cannot be projected (outside the target's domain: PROJ answers infinities)."""
+    if source == target:
+        return geometry
+    forward = transformer(source, target)
+
+    def move(coords: np.ndarray) -> np.ndarray:
+        x, y = forward.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack((x, y))
+
+    moved = shapely.transform(geometry, move)
+    if not np.isfinite(shapely.get_coordinates(moved)).all():
+        raise ValueError(f"a point cannot be projected from EPSG:{source} to EPSG:{target}")
+    return moved
 
 
 def check_lon_lat(lon: float, lat: float) -> None:
