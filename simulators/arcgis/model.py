@@ -189,6 +189,8 @@ class Layer:
     max_record_count: int | None = None
     supports_pagination: bool = True
     fields_by_lower: dict[str, Field] = field(init=False)
+    geometry_array: np.ndarray = field(init=False)
+    oids: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.fields_by_lower = {item.name.lower(): item for item in self.fields}

@@ -474,6 +474,25 @@ async def test_exceeded_transfer_limit_only_when_more_remain(big: TestClient) ->
     assert len(small["features"]) == 3 and "exceededTransferLimit" not in small
 
 
+async def test_short_pages_mode(big: TestClient) -> None:
+    await big.post("/_simulator/mode", json={"mode": "short_pages"})
+    body = await query(big, BIG, where="1=1", resultRecordCount="4")
+    assert len(body["features"]) == 2 and body["exceededTransferLimit"] is True
+    seen: list[int] = []
+    skipped: list[int] = []
+    for walk, step_by_answer in ((seen, True), (skipped, False)):
+        offset = 0
+        while True:
+            body = await query(big, BIG, where="1=1", resultOffset=str(offset), resultRecordCount="4")
+            walk += [feature["attributes"]["OBJECTID"] for feature in body["features"]]
+            offset += len(body["features"]) if step_by_answer else 4
+            if not body.get("exceededTransferLimit"):
+                break
+    assert seen == list(range(1, 26))
+    # A client that steps by the count it asked for misses records.
+    assert len(skipped) < 25
+
+
 async def test_record_count_is_capped_at_max_record_count(big: TestClient) -> None:
     body = await query(big, BIG, where="1=1", resultRecordCount="1000")
     assert len(body["features"]) == 10 and body["exceededTransferLimit"] is True
