@@ -360,6 +360,25 @@ async def test_polygon_rings(client: TestClient) -> None:
     ]
 
 
+async def test_polyline_multipoint_and_envelope_relations(client: TestClient) -> None:
+    # A path from Fontreyne to Les Eyssagnières, crossing Centre-ville.
+    path = {"paths": [[[6.060, 44.560], [6.095, 44.556]]], "spatialReference": {"wkid": 4326}}
+    assert await names_at(client, json.dumps(path), geometryType="esriGeometryPolyline") == [
+        "Centre-ville",
+        "Fontreyne",
+        "Les Eyssagnières",
+    ]
+    points = {"points": [list(IN_CENTRE), [6.0600, 44.5600]]}
+    assert await names_at(client, json.dumps(points), geometryType="esriGeometryMultipoint", inSR='{"wkid": 4326}') == [
+        "Centre-ville",
+        "Fontreyne",
+    ]
+    # In the park, the point meets no polygon but lies inside Centre-ville's envelope.
+    lon, lat = IN_PARK
+    point = {"geometry": f"{lon},{lat}", "geometryType": "esriGeometryPoint", "inSR": "4326"}
+    assert await names_at(client, spatialRel="esriSpatialRelEnvelopeIntersects", **point) == ["Centre-ville"]
+
+
 async def test_contains_and_within_semantics(client: TestClient) -> None:
     # A small box around the Médiathèque (6.0812, 44.5571), inside Centre-ville.
     box = "6.0805,44.5565,6.0820,44.5575"
