@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from aiohttp import web
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from passerelle.instances import InstanceRegistry
     from passerelle.resourcelogs import ResourceLogWriter
     from passerelle.settings import Settings
 
@@ -263,6 +264,8 @@ class Connector:
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._links: Links | None = None
         self._records: Records | None = None
+        # Given by the instance registry too: the other instances, for call_instance().
+        self._registry: InstanceRegistry | None = None
         # Also given by the registry, and kept current on every reload: where resource
         # log rows go, and the instance's own level ('' : the hub's RESOURCE_LOG_LEVEL).
         self._resource_logs: ResourceLogWriter | None = None
@@ -345,6 +348,16 @@ class Connector:
         (an index being built and its progress, the last import…): JSON values, cheap to
         compute, never a secret. Empty by default."""
         return {}
+
+    async def call_instance(self, target: str, endpoint: str, /, **params: str | int | float) -> Any:
+        """Call ``endpoint`` of the instance ``target`` ("type/slug") of this hub, in process, with
+        query parameters ``params``; returns its ``data`` (or a raw endpoint's answer). The target's
+        errors propagate. See :mod:`passerelle.instancecalls`."""
+        from passerelle.instancecalls import call_instance  # it imports the dispatcher, which imports this module
+
+        if self._registry is None:
+            raise RuntimeError(f"{self!r} is not in a hub: only instances built by the hub can call others")
+        return await call_instance(self._registry, self, target, endpoint, params)
 
     async def add_job(
         self,

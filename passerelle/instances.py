@@ -191,6 +191,7 @@ class InstanceRegistry:
                 await self._drop(key)
                 continue
             connector._resource_logs = self.resource_logs  # for connector.logger
+            connector._registry = self  # for connector.call_instance
             connector._log_level = row.log_level or ""
             try:
                 await connector.start()

@@ -103,6 +103,10 @@ class Sample(Connector):
     async def raw(self, q: Annotated[str, Param("Query", example="x")]) -> list[dict[str, str]]:
         return [{"display_name": q}]
 
+    @endpoint(description="Who is calling, as the endpoint sees it.", show=False)
+    async def whoami(self, ctx: Context) -> dict[str, str | None]:
+        return {"apiuser": ctx.apiuser, "request_id": ctx.request_id}
+
     @endpoint(description="Fails as a business error.")
     async def refuse(self, status: Annotated[int | None, Param("HTTP status", example=200)] = None) -> None:
         raise APIError("no such family", data={"code": "F1"}, http_status=status)
