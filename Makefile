@@ -19,11 +19,12 @@ run: install
 	$(BIN)/passerelle import demo/config.yaml
 	PASSERELLE_ADMIN_TOKENS=$${PASSERELLE_ADMIN_TOKENS:-demo-admin-token} $(BIN)/passerelle serve
 
-# The whole suite, on SQLite and on a private PostgreSQL, with a private Redis and a real addok, started for the run.
+# The whole suite, on SQLite and on a private PostgreSQL, with a private Redis, a real addok and real GIS
+# servers (MapServer, pygeoapi), started for the run.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	scripts/with-postgresql.sh scripts/with-redis.sh scripts/with-addok.sh $(BIN)/pytest
+	scripts/with-postgresql.sh scripts/with-redis.sh scripts/with-addok.sh scripts/with-gis.sh $(BIN)/pytest
 
 test-sqlite: install
 	$(BIN)/pytest
@@ -43,4 +44,4 @@ bench: install
 	$(BIN)/python bench/address/run.py
 
 clean:
-	rm -rf $(VENV) .venv-addok var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-addok .venv-gis var .pytest_cache .ruff_cache
