@@ -13,7 +13,9 @@
 #   scripts/gis/*.tpl. The command sees
 #   PASSERELLE_TEST_WFS_URL=http://127.0.0.1:PORT/cgi-bin/mapserv?map=HAUTES_ALPES
 #   (MapServer's defaults) and PASSERELLE_TEST_WFS_COUNTED_URL (…?map=HAUTES_ALPES_COUNTED,
-#   the same layers with wfs_compute_number_matched: numberMatched is then known).
+#   the same layers with wfs_compute_number_matched: numberMatched is then known), and
+#   PASSERELLE_TEST_MAPSERVER_OGCAPI_URL (…/cgi-bin/mapserv/HAUTES_ALPES/ogcapi, MapServer's
+#   own OGC API - Features, a second implementation next to pygeoapi).
 # - pygeoapi lives in its own virtualenv, .venv-gis/ (created once, like .venv-addok/),
 #   served by gunicorn. The command sees PASSERELLE_TEST_OGCAPI_URL=http://127.0.0.1:PORT
 #
@@ -75,12 +77,14 @@ start_mapserver() {
             return 0
         fi
     fi
-    local port url
+    local port url ogcapi
     port=$(free_port)
     url="http://127.0.0.1:$port/cgi-bin/mapserv?map=HAUTES_ALPES"
-    sed -e "s#@DATA@#$data#g" -e "s#@URL@#$url#g" -e "s#@NUMBER_MATCHED@#false#g" \
+    ogcapi="http://127.0.0.1:$port/cgi-bin/mapserv/HAUTES_ALPES/ogcapi"
+    sed -e "s#@DATA@#$data#g" -e "s#@URL@#$url#g" -e "s#@NUMBER_MATCHED@#false#g" -e "s#@OGCAPI_URL@#$ogcapi#g" \
         "$root/scripts/gis/hautes-alpes.map.tpl" >"$workdir/hautes-alpes.map"
     sed -e "s#@DATA@#$data#g" -e "s#@URL@#${url}_COUNTED#g" -e "s#@NUMBER_MATCHED@#true#g" \
+        -e "s#@OGCAPI_URL@#${ogcapi/HAUTES_ALPES/HAUTES_ALPES_COUNTED}#g" \
         "$root/scripts/gis/hautes-alpes.map.tpl" >"$workdir/hautes-alpes-counted.map"
     sed -e "s#@WORKDIR@#$workdir#g" "$root/scripts/gis/mapserver.conf.tpl" >"$workdir/mapserver.conf"
     MAPSERVER_CONFIG_FILE=$workdir/mapserver.conf python3 "$root/scripts/gis/mapserv_http.py" \
@@ -92,6 +96,7 @@ start_mapserver() {
         return 0
     fi
     export PASSERELLE_TEST_WFS_URL=$url PASSERELLE_TEST_WFS_COUNTED_URL=${url}_COUNTED
+    export PASSERELLE_TEST_MAPSERVER_OGCAPI_URL=$ogcapi
     say "$("$mapserv" -v | awk '{print "MapServer " $3}') on $url"
 }
 

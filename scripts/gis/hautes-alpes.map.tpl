@@ -1,6 +1,7 @@
 # MapServer 8 mapfile of the GIS test peer, filled in by scripts/with-gis.sh:
 # @DATA@ is the absolute path of demo/data/gis, @URL@ the URL the runner serves,
-# @NUMBER_MATCHED@ "false" (MapServer's default) or "true" (see docs/gis-peers.md).
+# @NUMBER_MATCHED@ "false" (MapServer's default) or "true" (see docs/gis-peers.md),
+# @OGCAPI_URL@ the URL of MapServer's own OGC API - Features for this map.
 MAP
   NAME "hautes_alpes"
   EXTENT 5.40 44.17 7.04 45.11
@@ -30,6 +31,9 @@ MAP
       # Off by default: numberMatched is then "unknown" until the last page, RESULTTYPE=hits
       # counts at most wfs_maxfeatures, and the GeoJSON output has no numberMatched.
       "wfs_compute_number_matched" "@NUMBER_MATCHED@"
+      # Without it the links of MapServer's OGC API repeat the request path.
+      "oga_onlineresource"        "@OGCAPI_URL@"
+      "oga_max_limit"             "50"
     END
   END
 

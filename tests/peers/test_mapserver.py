@@ -4,8 +4,9 @@ says, with the differences recorded here.
 ``make test`` starts it (scripts/with-gis.sh) over the three layers of demo/data/gis/ and
 exports ``PASSERELLE_TEST_WFS_URL`` (``…/cgi-bin/mapserv?map=HAUTES_ALPES``, MapServer's
 defaults) and ``PASSERELLE_TEST_WFS_COUNTED_URL`` (the same layers with
-``wfs_compute_number_matched``); without them these tests are skipped. Expected values
-are computed from the GeoJSON files the server reads.
+``wfs_compute_number_matched``), and ``PASSERELLE_TEST_MAPSERVER_OGCAPI_URL`` for
+MapServer's own OGC API - Features (tests at the end); without them these tests are
+skipped. Expected values are computed from the GeoJSON files the server reads.
 
 What the opengis connector has to live with, as established here:
 
@@ -27,6 +28,9 @@ What the opengis connector has to live with, as established here:
   like a number (``05061`` becomes 5061 in OGR SQL): filter on the property instead.
 - Errors are ``ows:ExceptionReport`` with 400 in WFS 2.0 but **200** in WFS 1.1.0; an
   unknown ``map=`` alias is a 200 HTML page.
+- MapServer's OGC API: its ``next`` links **drop the bbox** (page with ``offset``
+  yourself), it needs ``f=json`` whatever the Accept header, ignores property filters,
+  and its 400 errors say ``"InvalidParamterValue"`` (sic).
 
 Latency over the project's CGI runner (a fork of mapserv, a map load and an OGR read of
 the GeoJSON per request), 2 cores, 15 calls each: median 76 ms for a BBOX GetFeature of
@@ -488,3 +492,118 @@ def test_wfs_1_1_0_getfeature_with_typename_and_maxfeatures() -> None:
     next_page = get_features("1.1.0", TYPENAME="communes", MAXFEATURES=3, STARTINDEX=3)
 
     assert ids(collection) + ids(next_page) == [f["properties"]["insee"] for f in COMMUNES[:6]]
+
+
+# MapServer's own OGC API - Features (PASSERELLE_TEST_MAPSERVER_OGCAPI_URL): a second
+# implementation next to pygeoapi's, with its own differences.
+
+OGCAPI_URL = os.environ.get("PASSERELLE_TEST_MAPSERVER_OGCAPI_URL", "")
+needs_ogcapi = pytest.mark.skipif(not OGCAPI_URL, reason="no PASSERELLE_TEST_MAPSERVER_OGCAPI_URL")
+
+
+def ogcapi(path: str, headers: dict[str, str] | None = None, **params: str | int) -> tuple[int, str, Any]:
+    url = f"{OGCAPI_URL}{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
+            return response.status, response.headers["Content-Type"], json.load(response)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers["Content-Type"], json.load(error)
+
+
+def next_link(body: dict[str, Any]) -> str | None:
+    return next((item["href"] for item in body["links"] if item["rel"] == "next"), None)
+
+
+@needs_ogcapi
+def test_ogcapi_next_links_drop_the_bbox_so_page_with_offset() -> None:
+    """MapServer 8.0's next link keeps f, limit and offset only: following it pages
+    through the whole collection. A client has to keep its own parameters."""
+    box = shapely.box(6.0, 44.5, 6.6, 44.9)
+    expected = [f["properties"]["insee"] for f in COMMUNES if shape(f).intersects(box)]
+    query = {"f": "json", "bbox": "6.0,44.5,6.6,44.9"}
+
+    status, content_type, first = ogcapi("/collections/communes/items", limit=100, **query)
+    with urllib.request.urlopen(next_link(first) or "", timeout=30) as response:
+        followed = json.load(response)
+    _, _, second = ogcapi("/collections/communes/items", limit=50, offset=50, **query)
+
+    assert (status, content_type) == (200, "application/json")
+    # limit is capped at oga_max_limit (50), and unlike pygeoapi the next link says so.
+    assert next_link(first) == f"{OGCAPI_URL}/collections/communes/items?f=json&limit=50&offset=50"
+    assert (first["numberMatched"], first["numberReturned"]) == (75, 50)
+    assert (followed["numberMatched"], followed["numberReturned"]) == (len(COMMUNES), 50)
+    assert (second["numberMatched"], second["numberReturned"]) == (75, 25)
+    assert next_link(second) is None
+    assert [f["id"] for page in (first, second) for f in page["features"]] == expected
+
+
+@needs_ogcapi
+def test_ogcapi_feature_ids_come_from_gml_featureid_and_work_with_leading_zeros() -> None:
+    status, _, feature = ogcapi("/collections/communes/items/05061", f="json")
+
+    assert status == 200
+    assert feature["id"] == "05061"
+    assert feature["properties"] == next(f["properties"] for f in COMMUNES if f["properties"]["insee"] == "05061")
+
+
+@needs_ogcapi
+def test_ogcapi_sector_lookup_with_a_point_bbox() -> None:
+    lon, lat = GAP_CENTRE
+
+    _, _, body = ogcapi("/collections/secteurs_collecte/items", f="json", bbox=f"{lon},{lat},{lon},{lat}")
+
+    assert [f["id"] for f in body["features"]] == containing(SECTORS, "secteur", lon, lat)
+
+
+@needs_ogcapi
+def test_ogcapi_ignores_property_filters() -> None:
+    _, _, body = ogcapi("/collections/communes/items", f="json", insee="05061")
+
+    assert body["numberMatched"] == len(COMMUNES)
+
+
+@needs_ogcapi
+def test_ogcapi_needs_f_json_whatever_the_accept_header() -> None:
+    """Without f=json it renders HTML, and no HTML template directory is configured."""
+    assert ogcapi("/collections/communes/items", {"Accept": "application/geo+json"}, limit=1) == (
+        500,
+        "application/json",
+        {"code": "ConfigError", "description": "Template directory not set."},
+    )
+
+
+@needs_ogcapi
+@pytest.mark.parametrize(
+    ("path", "params", "status", "body"),
+    [
+        # Sic: "Paramter".
+        (
+            "/collections/communes/items",
+            {"offset": 200},
+            400,
+            {"code": "InvalidParamterValue", "description": "Offset out of range."},
+        ),
+        (
+            "/collections/communes/items",
+            {"limit": "abc"},
+            400,
+            {"code": "InvalidParamterValue", "description": "Bad value for limit."},
+        ),
+        (
+            "/collections/communes/items",
+            {"bbox": "6.0,44.5"},
+            400,
+            {"code": "InvalidParamterValue", "description": "Bad value for bbox."},
+        ),
+        (
+            "/collections/communes/items/99999",
+            {},
+            404,
+            {"code": "NotFound", "description": "Collection items id query failed."},
+        ),
+        ("/collections/ecoles/items", {}, 404, {"code": "NotFound", "description": "Invalid collection."}),
+    ],
+)
+def test_ogcapi_errors(path: str, params: dict[str, str | int], status: int, body: dict[str, str]) -> None:
+    assert ogcapi(path, f="json", **params) == (status, "application/json", body)
