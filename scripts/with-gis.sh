@@ -50,6 +50,10 @@ wait_for() {  # wait_for PID URL: until the URL answers 200, false if the proces
     return 1
 }
 
+# A peer that fails to start must leave its tests skipped, not pointed at a stale URL.
+unset PASSERELLE_TEST_WFS_URL PASSERELLE_TEST_WFS_COUNTED_URL PASSERELLE_TEST_MAPSERVER_OGCAPI_URL \
+    PASSERELLE_TEST_OGCAPI_URL
+
 workdir=$(mktemp -d -t passerelle-gis.XXXXXX)
 mapserver_pid=
 pygeoapi_pid=
