@@ -32,25 +32,17 @@ class Feature:
     properties: dict[str, Any]
 
     def geojson(self) -> dict[str, Any]:
-        geometry = shapely.set_precision(self.geometry, 10**-COORDINATE_DIGITS)
-        return {
-            "type": "Feature",
-            "id": self.id,
-            "geometry": shapely.geometry.mapping(geometry),
-            "properties": self.properties,
-        }
+        return {"type": "Feature", "id": self.id, "geometry": self.geometry_json(), "properties": self.properties}
 
     def item(self, id_template: TextTemplate | None, text_template: TextTemplate) -> dict[str, Any]:
-        """The data-source form: ``id``, ``text``, the properties, and the geometry as GeoJSON."""
+        """The data-source form: ``id``, ``text`` and the properties (see :meth:`geometry_json`)."""
         values = {key: _as_text(value) for key, value in self.properties.items()}
         values.setdefault("id", self.id)
         ident = id_template.render(values) if id_template is not None else self.id
-        return {
-            **self.properties,
-            "id": ident or self.id,
-            "text": text_template.render(values) or ident or self.id,
-            "geometry": shapely.geometry.mapping(shapely.set_precision(self.geometry, 10**-COORDINATE_DIGITS)),
-        }
+        return {**self.properties, "id": ident or self.id, "text": text_template.render(values) or ident or self.id}
+
+    def geometry_json(self) -> dict[str, Any]:
+        return shapely.geometry.mapping(shapely.set_precision(self.geometry, 10**-COORDINATE_DIGITS))
 
 
 def _as_text(value: Any) -> str:

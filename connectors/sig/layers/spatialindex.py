@@ -42,19 +42,26 @@ class FeatureIndex:
     def __len__(self) -> int:
         return len(self.features)
 
+    def containing_positions(self, lon: float, lat: float) -> list[int]:
+        """Positions of the features whose geometry covers the point (a point on a shared border
+        belongs to both), in layer order."""
+        return sorted(self._tree.query(shapely.Point(lon, lat), predicate="covered_by").tolist())
+
     def containing(self, lon: float, lat: float) -> list[Feature]:
-        """Features whose geometry covers the point (a point on a shared border belongs to both)."""
-        point = shapely.Point(lon, lat)
-        hits = self._tree.query(point, predicate="covered_by")
-        return [self.features[i] for i in sorted(hits.tolist())]
+        return [self.features[i] for i in self.containing_positions(lon, lat)]
+
+    def bbox_positions(self, west: float, south: float, east: float, north: float) -> list[int]:
+        return sorted(self._tree.query(shapely.box(west, south, east, north), predicate="intersects").tolist())
 
     def in_bbox(self, west: float, south: float, east: float, north: float) -> list[Feature]:
-        hits = self._tree.query(shapely.box(west, south, east, north), predicate="intersects")
-        return [self.features[i] for i in sorted(hits.tolist())]
+        return [self.features[i] for i in self.bbox_positions(west, south, east, north)]
 
     def nearest(self, lon: float, lat: float, max_distance_m: float, limit: int) -> list[tuple[Feature, float]]:
-        """Up to ``limit`` features within ``max_distance_m`` metres of the point, nearest first, with
-        their distance in metres (0 inside a polygon)."""
+        return [(self.features[i], d) for i, d in self.nearest_positions(lon, lat, max_distance_m, limit)]
+
+    def nearest_positions(self, lon: float, lat: float, max_distance_m: float, limit: int) -> list[tuple[int, float]]:
+        """Up to ``limit`` (position, metres) within ``max_distance_m`` metres of the point, nearest first
+        (0 inside a polygon)."""
         point = shapely.Point(lon, lat)
         # A box in degrees that holds the circle: a degree of longitude shrinks with the latitude.
         dlat = max_distance_m / 111_320
@@ -68,4 +75,4 @@ class FeatureIndex:
             if distance <= max_distance_m:
                 found.append((distance, i))
         found.sort()
-        return [(self.features[i], round(distance, 1)) for distance, i in found[:limit]]
+        return [(i, round(distance, 1)) for distance, i in found[:limit]]

@@ -33,7 +33,8 @@ def test_data_source_items_use_templates():
     item = feature.item(TextTemplate.parse("{code}"), TextTemplate.parse("Secteur {nom} ({code})"))
     assert item["id"] == "5"
     assert item["text"] == "Secteur Centre (5)"
-    assert item["nom"] == "Centre" and item["geometry"]["type"] == "Polygon"
+    assert item["nom"] == "Centre" and "geometry" not in item
+    assert feature.geometry_json()["type"] == "Polygon"
     # Without an id template, the feature's id; an empty text falls back on the id.
     assert feature.item(None, TextTemplate.parse("{absent}"))["text"] == "f1"
 
