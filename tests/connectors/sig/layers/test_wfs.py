@@ -158,7 +158,7 @@ def provider(upstream: FakeUpstream, http: HttpClient, **kwargs: Any) -> WFSProv
 def script(upstream: FakeUpstream, capabilities: str = "", *answers: Any) -> None:
     upstream.reply("GET", "/cgi-bin/mapserv", body=capabilities or capabilities_20(), content_type="text/xml")
     for answer in answers:
-        if isinstance(answer, dict):
+        if "type" in answer:  # a GeoJSON answer; else the keyword arguments of a reply
             upstream.reply("GET", "/cgi-bin/mapserv", json=answer, content_type="application/geo+json")
         else:
             upstream.reply("GET", "/cgi-bin/mapserv", **answer)
@@ -247,7 +247,7 @@ async def test_geojson_output_format_choice(
 async def test_no_geojson_format_is_a_clear_error(fake_upstream: FakeUpstream, http: HttpClient) -> None:
     script(fake_upstream, capabilities_20(formats=("GML2", "GML3")))
 
-    with pytest.raises(UpstreamError, match="no GeoJSON output .* formats: GML2, GML3"):
+    with pytest.raises(UpstreamError, match=r"no GeoJSON output .*formats: GML2, GML3"):
         await provider(fake_upstream, http).features(LayerQuery("ms:communes"))
 
 
@@ -320,6 +320,7 @@ async def test_ids_from_id_property_geojson_id_gml_id_fid_or_position(
         fake_upstream,
         "",
         collection(feature(GAP, "05060", "Id", id="c.6"), with_gml_id, with_fid, feature(GAP, "05063", "None")),
+        {"body": capabilities_20(), "content_type": "text/xml"},
         collection(feature(GAP, "05060", "Id", id="c.6")),
     )
     wfs = provider(fake_upstream, http)
