@@ -135,6 +135,10 @@ class LayersConnector(Connector):
     def status_details(self) -> dict[str, Any]:
         return {"queries": self.named.status()}
 
+    async def check_status(self) -> None:
+        # Listing the layers is the cheapest call every protocol has, with the real credentials.
+        await self.provider().layers()
+
     # -- from the server -------------------------------------------------------------------------------
 
     @endpoint(
@@ -259,7 +263,8 @@ class LayersConnector(Connector):
             raise WrongParameter("this instance has no geocoder configured: give 'lat' and 'lon' instead of 'address'")
         found = await self.call_instance(self.config.geocoder, "search", q=address, limit=1)
         if not found:
-            raise APIError(f"address not found: {address}", data={"address": address})
+            # Not quoted: error messages reach the logs, and a citizen's address is personal data.
+            raise APIError("address not found by the geocoder: check it, or give lat and lon")
         first = found[0]
         lon_found, lat_found = float(first["lon"]), float(first["lat"])
         return (lon_found, lat_found), {"lat": lat_found, "lon": lon_found, "address": first.get("display_name", "")}
