@@ -80,7 +80,8 @@ TEXT_FIELDS = frozenset({"esriFieldTypeString", "esriFieldTypeGUID", "esriFieldT
 DATE_FIELD = "esriFieldTypeDate"
 SKIPPED_LAYER_TYPES = frozenset({"Group Layer", "Raster Layer", "Raster Catalog Layer", "Mosaic Layer"})
 
-_SERVICE_PATH = re.compile(r"/rest/services/(?:[^/]+/)+(?:FeatureServer|MapServer)$", re.IGNORECASE)
+# Usually …/rest/services/[<folder>/]<service>/FeatureServer; a reverse proxy may publish it under another path.
+_SERVICE_PATH = re.compile(r"/[^/]+/(?:FeatureServer|MapServer)$", re.IGNORECASE)
 _LAYER_PATH = re.compile(r"/(?:FeatureServer|MapServer)/\d+(?:/query)?$", re.IGNORECASE)
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -528,8 +529,11 @@ def _number(text: str) -> str | None:
     text = text.strip()
     if not _NUMBER.fullmatch(text):
         return None
-    # Decimal keeps what was written (no binary float noise) and never writes an exponent.
-    return format(Decimal(text), "f")
+    number = Decimal(text)
+    if abs(number.adjusted()) > 40:
+        return None  # no field holds such a number, and "1e999999999" written out would fill the memory
+    # Decimal keeps what was written (no binary float noise) and, formatted so, never writes an exponent.
+    return format(number, "f")
 
 
 def _coordinate(value: float) -> str:
