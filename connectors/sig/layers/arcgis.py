@@ -173,10 +173,17 @@ class ArcGISProvider:
         return [_layer_info(meta) for meta in results if isinstance(meta, _LayerMeta)]
 
     async def features(self, query: LayerQuery) -> FeatureBatch:
-        meta = await self._layer(query.layer)
+        meta, cached = await self._layer(query.layer)
         if query.limit is not None and query.limit <= 0:
             return FeatureBatch([], number_matched=None)
-        plan = _plan(meta, query)
+        try:
+            plan = _plan(meta, query)
+        except WrongParameter:
+            if not cached:
+                raise
+            # The field may have been added since the description was read.
+            meta = await self._fetch_metadata(meta.id)
+            plan = _plan(meta, query)
         if plan is None:
             found: list[Feature] = []
         elif meta.by_offset:
@@ -291,12 +298,14 @@ class ArcGISProvider:
         self._metadata[ident] = meta
         return meta
 
-    async def _layer(self, name: str) -> _LayerMeta:
+    async def _layer(self, name: str) -> tuple[_LayerMeta, bool]:
+        """The layer's description, and whether it came from the cache."""
         text = name.strip()
-        if text.isdigit() and int(text) in self._metadata:
-            return self._metadata[int(text)]
-        ident = await self._layer_id(text)
-        return self._metadata.get(ident) or await self._fetch_metadata(ident)
+        ident = int(text) if text.isdigit() and int(text) in self._metadata else await self._layer_id(text)
+        cached = self._metadata.get(ident)
+        if cached is not None:
+            return cached, True
+        return await self._fetch_metadata(ident), False
 
     async def _layer_id(self, name: str) -> int:
         refreshed = self._service is None

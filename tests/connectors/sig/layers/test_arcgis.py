@@ -437,6 +437,21 @@ async def test_invalid_field_error_body(serve: Serve, http: SpyClient) -> None:
     assert [url.endswith("/0") for _, url, _ in http.calls].count(True) == 2
 
 
+async def test_a_field_added_since_the_description_was_read(serve: Serve, http: SpyClient) -> None:
+    description = json.loads(json.dumps(PARCELS))
+    feature = {"attributes": {"FID": 1, "NOM": "Gap", "CODE": "A"}, "geometry": {"rings": [SQUARE_WM]}}
+    server = await serve(
+        canned(description, lambda params: {"features": [feature], "spatialReference": {"wkid": 102100}})
+    )
+    layer = provider(server, http, "Canned/FeatureServer")
+    assert len((await layer.features(LayerQuery(layer="0"))).features) == 1
+    description["fields"].append({"name": "CODE", "type": "esriFieldTypeString"})
+    batch = await layer.features(LayerQuery(layer="0", filters={"CODE": "A"}))
+    assert [f.id for f in batch.features] == ["1"]
+    with pytest.raises(WrongParameter, match="no such field"):
+        await layer.features(LayerQuery(layer="0", filters={"COLOR": "red"}))
+
+
 async def test_html_answer(serve: Serve, http: SpyClient) -> None:
     # A portal's sign-in page, or a reverse proxy's, where the service was expected.
     app = web.Application()
