@@ -281,3 +281,9 @@ def test_saved_file_is_written_atomically(tmp_path):
     assert os.listdir(path.parent) == ["s.geojson"]
     read, fetched = _read(path)
     assert [f.id for f in read] == ["S1", "S2"] and fetched.startswith("2026-11-29")
+
+
+async def test_conformance(gis, hub_client):
+    from passerelle.testing import check_conformance
+
+    assert await check_conformance(hub_client, gis) == []
