@@ -17,9 +17,15 @@ Axis order (protocols.md §4.1, tests/peers/test_mapserver.py) is decided like t
   writes it so whatever the SRSNAME), but GeoServer honours the URN's lat, lon in its
   GeoJSON. So each page is checked against the layer's ``WGS84BoundingBox`` (always
   lon, lat in the capabilities): the coordinates are swapped when more of them fall in the
-  box swapped than as they are. Ties (no box, or a box symmetric enough to fit both
-  ways) keep the GeoJSON order. A projected ``crs`` (EPSG:2154…) is asked for as
-  ``SRSNAME`` and brought back with :func:`reproject`, checked the same way.
+  box swapped than as they are; without that box, the features answered to a box or a
+  point query must intersect what we sent. Ties (nothing to compare with, or a box
+  symmetric enough to fit both ways) keep the GeoJSON order. A projected ``crs``
+  (EPSG:2154…) is asked for as ``SRSNAME`` and brought back with :func:`reproject`,
+  checked the same way.
+
+  Asking for a projected CRS always instead would avoid the question for the answers but
+  not for the box we send, would need the server to offer one that covers the layer, and
+  costs a reprojection of every vertex: it is an option (``crs``), not the default.
 
 Paging: ``COUNT`` (``MAXFEATURES`` in 1.1.0) is the page size capped by the advertised
 ``CountDefault``/``DefaultMaxFeatures``, because MapServer caps it silently there and says
@@ -392,7 +398,7 @@ class WFSProvider:
                 if query.limit is None and matched > self.max_features:
                     raise self._too_many(type_name, f"{matched} features match")
             raw = page["features"]
-            for item in self._convert(raw, feature_type.info.bbox, local_name, start):
+            for item in self._convert(raw, feature_type.info.bbox, area, local_name, start):
                 # Checked again here: the point was sent as a box, and a server may ignore a filter.
                 if matches(item, query):
                     kept.append(_keep(item, query.properties))
@@ -442,7 +448,12 @@ class WFSProvider:
         return data
 
     def _convert(
-        self, raw: list[Any], layer_bbox: tuple[float, float, float, float] | None, local_name: str, start: int
+        self,
+        raw: list[Any],
+        layer_bbox: tuple[float, float, float, float] | None,
+        area: tuple[float, float, float, float] | None,
+        local_name: str,
+        start: int,
     ) -> list[Feature]:
         geometries: list[BaseGeometry] = []
         for position, item in enumerate(raw):
@@ -453,7 +464,7 @@ class WFSProvider:
                 geometries.append(shapely.geometry.shape(item["geometry"]))
             except (ValueError, TypeError, AttributeError, IndexError, KeyError, shapely.errors.ShapelyError) as e:
                 raise UpstreamError(f"the WFS sent {where} with a geometry that cannot be read: {e}") from None
-        swap = self._swapped(geometries, layer_bbox)
+        swap = self._swapped(geometries, layer_bbox, area)
         features = []
         for position, (item, geometry) in enumerate(zip(raw, geometries, strict=True)):
             if swap:
@@ -486,7 +497,12 @@ class WFSProvider:
                 return str(candidate)
         return None
 
-    def _swapped(self, geometries: list[BaseGeometry], layer_bbox: tuple[float, float, float, float] | None) -> bool:
+    def _swapped(
+        self,
+        geometries: list[BaseGeometry],
+        layer_bbox: tuple[float, float, float, float] | None,
+        area: tuple[float, float, float, float] | None,
+    ) -> bool:
         """Whether this page's coordinates come northing first (see the module's docstring)."""
         if not geometries:
             return False
@@ -498,7 +514,22 @@ class WFSProvider:
             as_sent, swapped = _to_wgs84(as_sent, self.crs), _to_wgs84(swapped, self.crs)
         if layer_bbox is not None and all(math.isfinite(v) for v in layer_bbox):
             return _inside(swapped, layer_bbox) > _inside(as_sent, layer_bbox)
+        if area is not None:
+            # No box in the capabilities: the features answered intersect the box we sent.
+            box = shapely.box(*area)
+            return self._hits(geometries, box, swap=True) > self._hits(geometries, box, swap=False)
         return _plausible(swapped) > _plausible(as_sent)
+
+    def _hits(self, geometries: list[BaseGeometry], box: shapely.Polygon, *, swap: bool) -> int:
+        hits = 0
+        for geometry in geometries:
+            if swap:
+                geometry = _swap(geometry)
+            try:
+                hits += bool(reproject(geometry, self.crs, 4326).intersects(box))
+            except ValueError:
+                continue
+        return hits
 
 
 def _to_wgs84(coords: np.ndarray, crs: int) -> np.ndarray:
