@@ -50,6 +50,12 @@ def _bbox(extent: Any) -> tuple[float, float, float, float] | None:
     return None
 
 
+def _is_json_error(response: Response) -> bool:
+    """pygeoapi's JSON error with HTTP 500 (a provider failure) is an answer to quote, not to retry."""
+    head = response.body[:2000]
+    return head.lstrip().startswith(b"{") and b'"description"' in head
+
+
 def _keep(feature: Feature, properties: tuple[str, ...] | None) -> Feature:
     if properties is None:
         return feature
@@ -73,7 +79,7 @@ class OGCAPIProvider:
         self.max_features = max_features
 
     async def _get(self, url: str, params: dict[str, str] | None = None) -> Response:
-        return await self.http.get(url, params=params, headers={"Accept": ACCEPT})
+        return await self.http.get(url, params=params, headers={"Accept": ACCEPT}, accept=_is_json_error)
 
     def _json(self, response: Response, what: str) -> Any:
         head = response.body.lstrip()[:200].lower()

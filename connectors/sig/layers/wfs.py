@@ -127,6 +127,12 @@ def _exception_message(root: ET.Element) -> str | None:
     return "; ".join(parts) or "an exception report without details"
 
 
+def _is_exception_report(response: Response) -> bool:
+    """An exception report sent with HTTP 5xx (QGIS Server, some GeoServer errors) is an answer
+    to quote, not a failure to retry."""
+    return b"ExceptionReport" in response.body[:1000]
+
+
 def _lower_corner(text: str) -> tuple[float, float] | None:
     values = text.split()
     try:
@@ -237,7 +243,9 @@ class WFSProvider:
         # The URL we were given, not the capabilities' operation URLs: behind a proxy those
         # are often wrong, and MapServer's end with '&'.
         return await self.http.get(
-            self.service_url, params={"SERVICE": "WFS", "VERSION": self.version, "REQUEST": request, **params}
+            self.service_url,
+            params={"SERVICE": "WFS", "VERSION": self.version, "REQUEST": request, **params},
+            accept=_is_exception_report,
         )
 
     def _xml(self, response: Response, what: str) -> ET.Element:
@@ -387,17 +395,27 @@ class WFSProvider:
         page_size = min(self.page_size, capabilities.count_default or self.page_size)
         local_name = type_name.split(":")[-1]
         kept: list[Feature] = []
+        first: Any = None
         start = 0
         number_matched: int | None = None
         while True:
             count = page_size if query.limit is None else max(1, min(page_size, query.limit - len(kept)))
             page = await self._page(params, start, count)
-            matched = page.get("numberMatched")
+            matched = page.get("numberMatched", page.get("totalFeatures"))  # GeoServer says both
             if isinstance(matched, int) and not isinstance(matched, bool):
                 number_matched = matched
                 if query.limit is None and matched > self.max_features:
                     raise self._too_many(type_name, f"{matched} features match")
             raw = page["features"]
+            if raw and start and raw[0] == first:
+                # Servers without paging (STARTINDEX is not in WFS 1.1.0's standard) send the
+                # first page again: without this, the cap would be reached with duplicates.
+                raise UpstreamError(
+                    f"the WFS sent the same features again for STARTINDEX={start}: it cannot page "
+                    f"'{type_name}'; raise its maximum of features per answer or narrow the query"
+                )
+            if raw and not start:
+                first = raw[0]
             for item in self._convert(raw, feature_type.info.bbox, area, local_name, start):
                 # Checked again here: the point was sent as a box, and a server may ignore a filter.
                 if matches(item, query):
@@ -434,13 +452,26 @@ class WFSProvider:
                 f"the WFS answered XML, not GeoJSON, to GetFeature (HTTP {response.status}): is "
                 f"'{params['OUTPUTFORMAT']}' a GeoJSON output format of this server?"
             )
+        if not response.body.strip():
+            raise UpstreamError(self._not_expected(response, "GetFeature"))
+        try:
+            data = response.json()
+        except UpstreamError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("exceptions"), list):  # GeoServer's EXCEPTIONS=json
+            words = "; ".join(
+                ": ".join(str(e[k]) for k in ("code", "locator", "text") if isinstance(e, dict) and e.get(k))
+                for e in data["exceptions"]
+            )
+            raise UpstreamError(f"the WFS refused the GetFeature request: {words or 'no details'}")
         if response.status >= 400:
             raise UpstreamError(
                 f"the WFS answered HTTP {response.status} to GetFeature: {answer_excerpt(response.body, 200)!r}"
             )
-        if not response.body.strip():
-            raise UpstreamError(self._not_expected(response, "GetFeature"))
-        data = response.json()
+        if data is None:
+            raise UpstreamError(
+                f"the WFS answered something that is not JSON to GetFeature: {answer_excerpt(response.body, 200)!r}"
+            )
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
             raise UpstreamError("the WFS answered JSON that is not a GeoJSON FeatureCollection to GetFeature")
         if not isinstance(data.get("features"), list):

@@ -259,3 +259,16 @@ async def test_an_html_landing_page_for_collections(fake_upstream: FakeUpstream,
 
     with pytest.raises(UpstreamError, match="an HTML page to /collections"):
         await provider(fake_upstream, http).layers()
+
+
+async def test_a_json_error_with_http_500_is_quoted_not_retried(fake_upstream: FakeUpstream) -> None:
+    error = {"code": "NoApplicableCode", "type": "NoApplicableCode", "description": "data query error"}
+    fake_upstream.reply("GET", ITEMS, status=500, json=error)
+    client = HttpClient("test/ogcapi-retries", HttpOptions(retries=2, backoff_base=0, breaker_threshold=0))
+    try:
+        with pytest.raises(UpstreamError, match="HTTP 500 NoApplicableCode: data query error"):
+            await provider(fake_upstream, client).features(LayerQuery("communes"))
+    finally:
+        await client.close()
+
+    assert len(items_requests(fake_upstream)) == 1

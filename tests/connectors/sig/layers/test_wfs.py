@@ -463,12 +463,55 @@ async def test_too_many_features_from_number_matched(fake_upstream: FakeUpstream
 
 
 async def test_too_many_features_while_paging(fake_upstream: FakeUpstream, http: HttpClient) -> None:
-    script(fake_upstream, "", collection(*numbered(2)))  # the same full page forever
+    script(fake_upstream, "", *(collection(*numbered(2, start)) for start in range(0, 10, 2)))
 
     with pytest.raises(TooManyFeatures, match="more than 5"):
         await provider(fake_upstream, http, page_size=2, max_features=5).features(LayerQuery("communes"))
 
     assert len(getfeatures(fake_upstream)) == 3
+
+
+async def test_a_server_that_ignores_startindex(fake_upstream: FakeUpstream, http: HttpClient) -> None:
+    script(fake_upstream, capabilities_20(count_default=2), collection(*numbered(2)))  # the same page forever
+
+    with pytest.raises(UpstreamError, match="same features again for STARTINDEX=2: it cannot page 'ms:communes'"):
+        await provider(fake_upstream, http).features(LayerQuery("communes"))
+
+
+async def test_geoserver_total_features_ends_paging(fake_upstream: FakeUpstream, http: HttpClient) -> None:
+    script(
+        fake_upstream,
+        "",
+        collection(*numbered(2), totalFeatures=3, numberReturned=2),
+        collection(*numbered(1, 2), totalFeatures=3, numberReturned=1),
+    )
+
+    batch = await provider(fake_upstream, http, page_size=2).features(LayerQuery("communes"))
+
+    assert len(batch.features) == 3
+    assert len(getfeatures(fake_upstream)) == 2
+
+
+async def test_an_exception_report_with_http_500_is_quoted_not_retried(
+    fake_upstream: FakeUpstream, http: HttpClient
+) -> None:
+    script(fake_upstream, "", {"status": 500, "body": SERVICE_EXCEPTION, "content_type": "text/xml"})
+    client = HttpClient("test/wfs-retries", HttpOptions(retries=2, backoff_base=0, breaker_threshold=0))
+    try:
+        with pytest.raises(UpstreamError, match=r"InvalidParameterValue \(srsName\): Unknown SRS"):
+            await provider(fake_upstream, client).features(LayerQuery("communes"))
+    finally:
+        await client.close()
+
+    assert len(getfeatures(fake_upstream)) == 1
+
+
+async def test_geoserver_json_exceptions(fake_upstream: FakeUpstream, http: HttpClient) -> None:
+    answer = {"version": "2.0.0", "exceptions": [{"code": "InvalidParameterValue", "locator": "typeName", "text": "x"}]}
+    script(fake_upstream, "", {"status": 400, "json": answer})
+
+    with pytest.raises(UpstreamError, match="refused the GetFeature request: InvalidParameterValue: typeName: x"):
+        await provider(fake_upstream, http).features(LayerQuery("communes"))
 
 
 @pytest.mark.parametrize(
@@ -513,6 +556,7 @@ async def test_an_html_page_is_not_a_wfs(fake_upstream: FakeUpstream, http: Http
         ({"body": "<!DOCTYPE html><html><body>Proxy error</body></html>"}, "an HTML page"),
         ({"body": ""}, "an empty body"),
         ({"json": {"error": "nope"}}, "not a GeoJSON FeatureCollection"),
+        ({"body": "Service unavailable, try later"}, "not JSON"),
         ({"status": 404, "body": "Not Found"}, "HTTP 404"),
     ],
 )
