@@ -20,7 +20,7 @@ import shapely
 from connectors.sig.layers.ogcapi import OGCAPIProvider
 from connectors.sig.layers.provider import LayerQuery, TooManyFeatures
 from passerelle import NotFound
-from passerelle.http import HttpClient, HttpOptions
+from passerelle.http import HttpClient, HttpOptions, Response
 
 SERVERS = {
     "pygeoapi": os.environ.get("PASSERELLE_TEST_OGCAPI_URL", ""),
@@ -82,6 +82,30 @@ async def test_every_commune_across_pages_same_as_the_file(http: HttpClient, url
         assert {k: found.properties[k] for k in source["properties"]} == source["properties"]
         # MapServer's OGC API may send the parts of a MultiPolygon in another order.
         assert shapely.normalize(found.geometry).equals_exact(shapely.normalize(shape(source)), 1e-9)
+
+
+class CountingClient(HttpClient):
+    """Records the URL of each GET."""
+
+    def __init__(self) -> None:
+        super().__init__("test/peers/ogcapi-counting", HttpOptions(retries=0, total_timeout=60))
+        self.urls: list[str] = []
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        self.urls.append(url)
+        return await super().get(url, **kwargs)
+
+
+async def test_next_links_go_past_the_server_s_fifty_items_per_page(url: str) -> None:
+    client = CountingClient()
+    try:
+        batch = await OGCAPIProvider(client, url, page_size=500).features(LayerQuery("communes_points"))
+    finally:
+        await client.close()
+
+    assert len(batch.features) == 161
+    assert len(client.urls) == 4  # 50 + 50 + 50 + 11: the limit of 500 was capped silently
+    assert all("offset=" in u for u in client.urls[1:])
 
 
 async def test_the_sector_and_commune_of_a_point(http: HttpClient, url: str) -> None:

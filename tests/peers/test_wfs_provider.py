@@ -19,7 +19,7 @@ import shapely
 from connectors.sig.layers.provider import LayerQuery, TooManyFeatures
 from connectors.sig.layers.wfs import WFSProvider
 from passerelle import NotFound, UpstreamError
-from passerelle.http import HttpClient, HttpOptions
+from passerelle.http import HttpClient, HttpOptions, Response
 
 WFS_URL = os.environ.get("PASSERELLE_TEST_WFS_URL", "")
 COUNTED_URL = os.environ.get("PASSERELLE_TEST_WFS_COUNTED_URL", "")
@@ -82,6 +82,31 @@ async def test_every_commune_across_pages_same_as_the_file(http: HttpClient, ver
     for found, source in zip(batch.features, COMMUNES, strict=True):
         assert found.properties == source["properties"]
         assert found.geometry.equals_exact(shape(source), 1e-9)
+
+
+class CountingClient(HttpClient):
+    """Records the parameters of each GET."""
+
+    def __init__(self) -> None:
+        super().__init__("test/peers/wfs-counting", HttpOptions(retries=0, total_timeout=60))
+        self.calls: list[dict[str, str]] = []
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        self.calls.append(dict(kwargs.get("params") or {}))
+        return await super().get(url, **kwargs)
+
+
+async def test_paging_goes_past_mapserver_s_fifty_features_per_answer() -> None:
+    client = CountingClient()
+    try:
+        batch = await WFSProvider(client, WFS_URL, page_size=500).features(LayerQuery("communes"))
+    finally:
+        await client.close()
+
+    pages = [(c["COUNT"], c["STARTINDEX"]) for c in client.calls if c.get("REQUEST") == "GetFeature"]
+    assert len(batch.features) == 161
+    # COUNT follows the advertised CountDefault; the last page says numberMatched, ending the walk.
+    assert pages == [("50", "0"), ("50", "50"), ("50", "100"), ("50", "150")]
 
 
 async def test_a_small_page_size_walks_the_same_features(http: HttpClient) -> None:

@@ -194,10 +194,16 @@ class OGCAPIProvider:
         links = page.get("links")
         if not isinstance(links, list):
             return None
-        for link in links:
-            if isinstance(link, dict) and link.get("rel") == "next" and link.get("href"):
-                return urljoin(current, str(link["href"]))
-        return None
+        found = [link for link in links if isinstance(link, dict) and link.get("rel") == "next" and link.get("href")]
+
+        # GeoServer gives one 'next' per format: the GeoJSON one, else any JSON, else an untyped one.
+        def rank(link: dict[str, Any]) -> int:
+            kind = str(link.get("type") or "").lower()
+            return 0 if "geo+json" in kind else 1 if "json" in kind else 2 if not kind else 3
+
+        if not found:
+            return None
+        return urljoin(current, str(min(found, key=rank)["href"]))
 
     async def _unknown_collection(self, layer: str, response: Response) -> None:
         try:

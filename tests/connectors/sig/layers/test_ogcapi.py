@@ -272,3 +272,19 @@ async def test_a_json_error_with_http_500_is_quoted_not_retried(fake_upstream: F
         await client.close()
 
     assert len(items_requests(fake_upstream)) == 1
+
+
+async def test_the_geojson_next_link_is_chosen_among_formats(fake_upstream: FakeUpstream, http: HttpClient) -> None:
+    first = page(*numbered(1))
+    first["links"] += [
+        {"rel": "next", "href": f"{ITEMS}?offset=1&f=html", "type": "text/html"},
+        {"rel": "next", "href": f"{ITEMS}?offset=1&f=application%2Fjson", "type": "application/json"},
+        {"rel": "next", "href": f"{ITEMS}?offset=1&f=application%2Fgeo%2Bjson", "type": "application/geo+json"},
+    ]
+    fake_upstream.reply("GET", ITEMS, json=first)
+    fake_upstream.reply("GET", ITEMS, json=page(*numbered(1, 1)))
+
+    batch = await provider(fake_upstream, http).features(LayerQuery("communes"))
+
+    assert len(batch.features) == 2
+    assert params(items_requests(fake_upstream)[1])["f"] == "application/geo+json"
