@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
+from connectors.sig.layers.arcgis import ArcGISProvider
 from connectors.sig.layers.config import LayersConfig
 from connectors.sig.layers.connector import LayersConnector
 from connectors.sig.layers.provider import Provider
@@ -43,8 +44,6 @@ class ArcGIS(LayersConnector):
     config: ArcGISConfig
 
     def build_provider(self) -> Provider:
-        from connectors.sig.layers.arcgis import ArcGISProvider  # the protocol's module, loaded when used
-
         token = self.config.token.get_secret_value() if self.config.token else None
         return ArcGISProvider(
             self.http,

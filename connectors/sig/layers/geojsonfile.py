@@ -48,9 +48,12 @@ def _keep(feature: Feature, properties: tuple[str, ...] | None) -> Feature:
 
 
 class GeoJSONFiles:
-    def __init__(self, path: str | Path, *, max_features: int = DEFAULT_MAX_FEATURES) -> None:
+    def __init__(
+        self, path: str | Path, *, max_features: int = DEFAULT_MAX_FEATURES, id_property: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.max_features = max_features
+        self.id_property = id_property  # the property naming each feature, when the file gives no ids
 
     def _files(self) -> dict[str, Path]:
         if self.path.is_dir():
@@ -88,8 +91,13 @@ class GeoJSONFiles:
             raise TooManyFeatures(f"{path.name} holds {len(raw)} features, more than {self.max_features}")
         kept: list[Feature] = []
         for position, item in enumerate(raw):
+            fallback = f"{query.layer}.{position + 1}"
+            if self.id_property is not None and isinstance(item, dict):
+                named = (item.get("properties") or {}).get(self.id_property)
+                if named not in (None, ""):
+                    item = {**item, "id": named}
             try:
-                feature = feature_from_geojson(item, fallback_id=f"{query.layer}.{position + 1}")
+                feature = feature_from_geojson(item, fallback_id=fallback)
             except FeatureError as error:
                 raise UpstreamError(f"{path.name}, feature {position + 1}: {error}") from None
             if matches(feature, query):

@@ -66,7 +66,7 @@ class NamedQueries:
     def __init__(
         self, provider: Callable[[], Provider], queries: dict[str, NamedQuery], directory: Path, log: Any
     ) -> None:
-        self.provider = provider  # called when needed: building one may import a protocol's module
+        self.provider = provider  # called when needed: the connector builds its provider once, lazily
         self.queries = queries
         self.directory = directory / "queries"
         self.log = log

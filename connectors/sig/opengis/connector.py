@@ -15,7 +15,10 @@ from pydantic import Field, model_validator
 
 from connectors.sig.layers.config import LayersConfig
 from connectors.sig.layers.connector import LayersConnector
+from connectors.sig.layers.geojsonfile import GeoJSONFiles
+from connectors.sig.layers.ogcapi import OGCAPIProvider
 from connectors.sig.layers.provider import Provider
+from connectors.sig.layers.wfs import WFSProvider
 
 __all__ = ["OpenGIS", "OpenGISConfig"]
 
@@ -37,6 +40,14 @@ class OpenGISConfig(LayersConfig):
         ),
     )
     page_size: int = Field(500, ge=1, le=10000, description="Features asked per request when paging.")
+    id_property: str | None = Field(
+        None,
+        description=(
+            "The property holding each feature's identifier, for servers that send features without an id "
+            "(MapServer's GeoJSON, most files; wfs and geojson protocols); default: the feature's own id, "
+            "else '<layer>.<n>'."
+        ),
+    )
 
     @model_validator(mode="after")
     def _url(self) -> OpenGISConfig:
@@ -63,17 +74,13 @@ class OpenGIS(LayersConnector):
     def build_provider(self) -> Provider:
         config = self.config
         if config.protocol == "geojson":
-            from connectors.sig.layers.geojsonfile import GeoJSONFiles
-
-            return GeoJSONFiles(Path(config.service_url), max_features=config.max_features)
+            return GeoJSONFiles(
+                Path(config.service_url), max_features=config.max_features, id_property=config.id_property
+            )
         if config.protocol == "ogcapi":
-            from connectors.sig.layers.ogcapi import OGCAPIProvider
-
             return OGCAPIProvider(
                 self.http, config.service_url, page_size=config.page_size, max_features=config.max_features
             )
-        from connectors.sig.layers.wfs import WFSProvider
-
         return WFSProvider(
             self.http,
             config.service_url,
@@ -81,4 +88,5 @@ class OpenGIS(LayersConnector):
             crs=config.crs,
             page_size=config.page_size,
             max_features=config.max_features,
+            id_property=config.id_property,
         )

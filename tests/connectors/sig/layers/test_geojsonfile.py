@@ -83,3 +83,20 @@ async def test_errors(service, tmp_path):
         await service.features(LayerQuery("broken"))
     with pytest.raises(UpstreamError, match="no such file"):
         await GeoJSONFiles(tmp_path / "missing").layers()
+
+
+async def test_ids_from_a_property(tmp_path):
+    layer = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [6.08, 44.56]},
+                "properties": {"insee": "05061"},
+            },
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [6.1, 44.5]}, "properties": {}},
+        ],
+    }
+    (tmp_path / "mairies.geojson").write_text(json.dumps(layer), encoding="utf-8")
+    found = await GeoJSONFiles(tmp_path, id_property="insee").features(LayerQuery("mairies"))
+    assert [f.id for f in found.features] == ["05061", "mairies.2"]
