@@ -1,10 +1,12 @@
 """A provider over an OGC WFS 2.0.0 or 1.1.0 server (MapServer, GeoServer, QGIS Server…).
 
-Everything is KVP ``GET`` (idempotent, so the outbound client may retry it): GetCapabilities
-once per provider, DescribeFeatureType once per layer when properties are chosen, and
-GetFeature pages in a GeoJSON output format. Property filters go in a FES 2.0 (OGC Filter 1.1
-for 1.1.0) ``FILTER=``, never in OWSLib's ``query=`` that servers ignore; since ``BBOX`` and
-``FILTER`` exclude each other in KVP, a box then goes inside the filter as ``<fes:BBOX>``.
+GetCapabilities (once per provider), DescribeFeatureType (once per layer when properties are
+chosen) and unfiltered GetFeature pages are KVP ``GET``. A GetFeature with property filters is
+a ``POST`` of an XML ``wfs:GetFeature`` in WFS 2.0.0, its FES 2.0 filter inside the
+``wfs:Query`` (a filter grows with its conditions, a URL does not; declared idempotent, so the
+outbound client may retry it like a GET); in 1.1.0, where servers page POSTs unevenly, the OGC
+Filter 1.1 goes in KVP ``FILTER=`` — never in OWSLib's ``query=`` that servers ignore. Since
+``BBOX`` and a filter exclude each other, a box then goes inside the filter as ``<fes:BBOX>``.
 
 Axis order (protocols.md §4.1, tests/peers/test_mapserver.py) is decided like this:
 
@@ -35,6 +37,7 @@ a page shorter than the COUNT asked is the last one unless ``numberMatched`` say
 
 from __future__ import annotations
 
+import io
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -100,6 +103,20 @@ class _Capabilities:
     types: dict[str, _FeatureType]
     formats: list[str]  # GetFeature's outputFormat values
     count_default: int | None  # the server's page size cap, when it says
+    namespaces: dict[str, str] = field(default_factory=dict)  # prefixes of the type names (ms: …)
+
+
+def _declared_namespaces(body: bytes) -> dict[str, str]:
+    """Every ``xmlns:prefix`` of a document: ElementTree resolves prefixes away, but a POSTed query
+    must declare the one of its type name (``ms:communes``)."""
+    found: dict[str, str] = {}
+    try:
+        for _, (prefix, uri) in ET.iterparse(io.BytesIO(body), events=("start-ns",)):
+            if prefix:
+                found.setdefault(prefix, uri)
+    except ET.ParseError:
+        pass
+    return found
 
 
 def _local(tag: str) -> str:
@@ -282,6 +299,7 @@ class WFSProvider:
             if _local(root.tag) != "WFS_Capabilities":
                 raise UpstreamError(f"the WFS answered a <{_local(root.tag)}> document, not WFS capabilities")
             self._capabilities = _parse_capabilities(root)
+            self._capabilities.namespaces = _declared_namespaces(response.body)
         return self._capabilities
 
     async def layers(self) -> list[LayerInfo]:
@@ -335,6 +353,9 @@ class WFSProvider:
         return kvp, bbox
 
     def _filter(self, filters: dict[str, str], bbox: ET.Element | None) -> str:
+        return ET.tostring(self._filter_element(filters, bbox), encoding="unicode")
+
+    def _filter_element(self, filters: dict[str, str], bbox: ET.Element | None) -> ET.Element:
         ns = NAMESPACES[self.version]
         fes = ns["filter"]
         ET.register_namespace("fes" if self.version == "2.0.0" else "ogc", fes)
@@ -352,7 +373,30 @@ class WFSProvider:
             root.append(conditions[0])
         else:
             ET.SubElement(root, f"{{{fes}}}And").extend(conditions)
-        return ET.tostring(root, encoding="unicode")
+        return root
+
+    def _get_feature_xml(self, params: dict[str, str], start: int, count: int) -> bytes:
+        """The POST body of a WFS 2.0.0 GetFeature equal to ``params`` (the KVP form)."""
+        wfs = "http://www.opengis.net/wfs/2.0"
+        ET.register_namespace("wfs", wfs)
+        type_name = params["TYPENAMES"]
+        root = ET.Element(
+            f"{{{wfs}}}GetFeature",
+            service="WFS",
+            version="2.0.0",
+            outputFormat=params["OUTPUTFORMAT"],
+            count=str(count),
+            startIndex=str(start),
+        )
+        prefix = type_name.split(":")[0] if ":" in type_name else None
+        uri = (self._capabilities.namespaces if self._capabilities else {}).get(prefix or "")
+        if prefix and uri:
+            root.set(f"xmlns:{prefix}", uri)
+        query = ET.SubElement(root, f"{{{wfs}}}Query", typeNames=type_name, srsName=params["SRSNAME"])
+        for name in params.get("PROPERTYNAME", "").split(",") if params.get("PROPERTYNAME") else []:
+            ET.SubElement(query, f"{{{wfs}}}PropertyName").text = name
+        query.append(ET.fromstring(params["FILTER"]))
+        return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
     async def features(self, query: LayerQuery) -> FeatureBatch:
         capabilities = await self._caps()
@@ -443,9 +487,18 @@ class WFSProvider:
 
     async def _page(self, params: dict[str, str], start: int, count: int) -> dict[str, Any]:
         two = self.version == "2.0.0"
-        response = await self._get(
-            "GetFeature", {**params, "COUNT" if two else "MAXFEATURES": str(count), "STARTINDEX": str(start)}
-        )
+        if two and "FILTER" in params:
+            response = await self.http.post(
+                self.service_url,
+                data=self._get_feature_xml(params, start, count),
+                headers={"Content-Type": "application/xml"},
+                idempotent=True,  # a read: repeating it is safe
+                accept=_is_exception_report,
+            )
+        else:
+            response = await self._get(
+                "GetFeature", {**params, "COUNT" if two else "MAXFEATURES": str(count), "STARTINDEX": str(start)}
+            )
         if response.body.lstrip()[:1] == b"<":
             self._xml(response, "GetFeature")  # raises on an exception report and on HTML
             raise UpstreamError(

@@ -17,6 +17,7 @@ from passerelle import NotFound, UpstreamError
 from passerelle.http import HttpClient, HttpOptions
 from passerelle.testing import FakeUpstream, RecordedRequest
 
+WFS20 = "{http://www.opengis.net/wfs/2.0}"
 FES = "{http://www.opengis.net/fes/2.0}"
 OGC = "{http://www.opengis.net/ogc}"
 GML32 = "{http://www.opengis.net/gml/3.2}"
@@ -164,6 +165,16 @@ def script(upstream: FakeUpstream, capabilities: str = "", *answers: Any) -> Non
             upstream.reply("GET", "/cgi-bin/mapserv", json=answer, content_type="application/geo+json")
         else:
             upstream.reply("GET", "/cgi-bin/mapserv", **answer)
+
+
+def script_posts(upstream: FakeUpstream, *answers: dict[str, Any]) -> None:
+    for answer in answers:
+        upstream.reply("POST", "/cgi-bin/mapserv", json=answer, content_type="application/geo+json")
+
+
+def posted(upstream: FakeUpstream) -> list[ET.Element]:
+    """The XML GetFeature bodies POSTed (filtered queries in WFS 2.0.0)."""
+    return [ET.fromstring(r.body) for r in upstream.requests if r.method == "POST"]
 
 
 def params(request: RecordedRequest) -> dict[str, str]:
@@ -346,17 +357,32 @@ async def test_ids_from_id_property_geojson_id_gml_id_fid_or_position(
     assert [f.id for f in keyed.features] == ["05060"]
 
 
-async def test_filters_and_bbox_go_in_one_fes_filter(fake_upstream: FakeUpstream, http: HttpClient) -> None:
-    script(fake_upstream, "", collection(feature(GAP, "05061", "Gap")))
+async def test_filters_and_bbox_go_in_one_fes_filter_posted(fake_upstream: FakeUpstream, http: HttpClient) -> None:
+    script(fake_upstream, "")
+    script_posts(fake_upstream, collection(feature(GAP, "05061", "Gap")))
 
     query = LayerQuery("communes", bbox=(6.0, 44.5, 6.2, 44.6), filters={"code_postal": "05000", "nom": "Gap"})
     batch = await provider(fake_upstream, http).features(query)
 
     assert [f.properties["nom"] for f in batch.features] == ["Gap"]
-    sent = getfeatures(fake_upstream)[0]
-    assert "BBOX" not in sent  # exclusive with FILTER in KVP
-    root = ET.fromstring(sent["FILTER"])
-    assert root.tag == f"{FES}Filter"
+    assert getfeatures(fake_upstream) == []  # a filtered GetFeature is POSTed in WFS 2.0.0
+    request = next(r for r in fake_upstream.requests if r.method == "POST")
+    assert request.query == {"map": ["HAUTES_ALPES"]}  # the fixed parameters of the URL are kept
+    assert request.headers["Content-Type"] == "application/xml"
+    (get_feature,) = posted(fake_upstream)
+    assert get_feature.tag == f"{WFS20}GetFeature"
+    assert {k: get_feature.attrib[k] for k in ("service", "version", "outputFormat", "startIndex")} == {
+        "service": "WFS",
+        "version": "2.0.0",
+        "outputFormat": "application/geo+json",
+        "startIndex": "0",
+    }
+    wfs_query = get_feature.find(f"{WFS20}Query")
+    assert wfs_query is not None and wfs_query.attrib["typeNames"] == "ms:communes"
+    # The type name's prefix is declared, with the namespace the capabilities gave it.
+    assert b'xmlns:ms="http://mapserver.gis.umn.edu/mapserver"' in request.body
+    root = wfs_query.find(f"{FES}Filter")
+    assert root is not None
     (both,) = root
     assert both.tag == f"{FES}And"
     equal = [
@@ -389,7 +415,10 @@ async def test_wfs_1_1_uses_ogc_filter_typename_and_maxfeatures(fake_upstream: F
 
 
 async def test_a_server_ignoring_the_filter_is_filtered_here(fake_upstream: FakeUpstream, http: HttpClient) -> None:
-    script(fake_upstream, "", collection(feature(GAP, "05061", "Gap"), feature(FREISSINOUSE, "05059", "Freissinouse")))
+    script(fake_upstream, "")
+    script_posts(
+        fake_upstream, collection(feature(GAP, "05061", "Gap"), feature(FREISSINOUSE, "05059", "Freissinouse"))
+    )
 
     batch = await provider(fake_upstream, http).features(LayerQuery("communes", filters={"insee": "05059"}))
 
@@ -399,19 +428,22 @@ async def test_a_server_ignoring_the_filter_is_filtered_here(fake_upstream: Fake
 async def test_properties_ask_for_the_geometry_too_and_are_trimmed(
     fake_upstream: FakeUpstream, http: HttpClient
 ) -> None:
-    script(
-        fake_upstream,
-        "",
-        {"body": DESCRIBE, "content_type": "text/xml"},
-        collection(feature(GAP, "05061", "Gap")),
-    )
+    script(fake_upstream, "", {"body": DESCRIBE, "content_type": "text/xml"})
+    script_posts(fake_upstream, collection(feature(GAP, "05061", "Gap")))
 
     query = LayerQuery("communes", properties=("nom",), filters={"insee": "05061"})
-    batch = await provider(fake_upstream, http, id_property="insee").features(query)
+    wfs = provider(fake_upstream, http, id_property="insee")
+    batch = await wfs.features(query)
 
     assert batch.features[0].properties == {"nom": "Gap"}
     assert batch.features[0].id == "05061"
-    assert getfeatures(fake_upstream)[0]["PROPERTYNAME"] == "the_geom,nom,insee"
+    (get_feature,) = posted(fake_upstream)
+    names = [e.text for e in get_feature.iterfind(f"{WFS20}Query/{WFS20}PropertyName")]
+    assert names == ["the_geom", "nom", "insee"]
+    # Without a filter, the same projection goes in KVP.
+    fake_upstream.reply("GET", "/cgi-bin/mapserv", json=collection(feature(GAP, "05061", "Gap")))
+    await wfs.features(LayerQuery("communes", properties=("nom",), limit=1))
+    assert getfeatures(fake_upstream)[-1]["PROPERTYNAME"] == "the_geom,nom,insee"
 
 
 async def test_pages_capped_silently_by_count_default_are_followed(
