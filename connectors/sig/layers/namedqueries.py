@@ -140,6 +140,11 @@ class NamedQueries:
             # Another caller fetched while this one waited: its answer is fresh enough.
             if self._fetched_at.get(name, float("-inf")) >= started and name in self._loaded:
                 return False
+            if not force and name not in self._fetched_at:
+                # Fetched by another process (the periodic job runs in one process at a time): its file says when.
+                stamp = self._stamp(name)
+                if stamp is not None:
+                    self._fetched_at[name] = time.monotonic() - max(0.0, time.time() - stamp / 1e9)
             if not force and time.monotonic() - self._fetched_at.get(name, float("-inf")) < definition.refresh_interval:
                 return False
             query = LayerQuery(

@@ -287,3 +287,14 @@ async def test_conformance(gis, hub_client):
     from passerelle.testing import check_conformance
 
     assert await check_conformance(hub_client, gis) == []
+
+
+async def test_a_process_that_never_fetched_trusts_a_fresh_saved_copy(gis, layers_dir, hub_settings):
+    await gis.named.get("secteurs")
+    changed = {**SECTORS, "features": SECTORS["features"][1:]}
+    (layers_dir / "secteurs.geojson").write_text(json.dumps(changed), encoding="utf-8")
+    # Another process runs the periodic job: the copy saved a moment ago is fresh, no fetch.
+    other = OpenGIS(gis.instance, gis.config, hub_settings)
+    assert not await other.named.refresh("secteurs", force=False)
+    assert len((await other.named.get("secteurs")).items) == 2
+    await other.close()
