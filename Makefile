@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/slow_upstream/run.py
 	$(BIN)/python bench/cache/run.py
 	$(BIN)/python bench/address/run.py
+	$(BIN)/python bench/gis/run.py
 
 clean:
 	rm -rf $(VENV) .venv-addok .venv-gis var .pytest_cache .ruff_cache
