@@ -224,3 +224,20 @@ def wrk(
         idle_server=idle_share(cpus_before[server_cpu], cpus_after[server_cpu]),
         idle_client=idle_share(cpus_before[cpu], cpus_after[cpu]),
     )
+
+
+def cycling_script(workdir: Path, name: str, paths: list[str]) -> Path:
+    """A wrk script sending ``paths`` in turn, then printing bench/report.lua's result line."""
+    listing = workdir / f"{name}-paths.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    script = workdir / f"{name}.lua"
+    script.write_text(
+        "local paths = {}\n"
+        f'for line in io.lines("{listing}") do paths[#paths + 1] = line end\n'
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #paths + 1\n"
+        '  return wrk.format("GET", paths[i])\n'
+        "end\n" + LUA_SCRIPT.read_text()
+    )
+    return script

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import benchkit  # noqa: E402
 from addok_server import VENV, Addok, Load, ensure_venv, redis_info  # noqa: E402
-from benchkit import BenchError, Measure, Server, fetch, start, stop, wait_for_quiet, wrk  # noqa: E402
+from benchkit import BenchError, Measure, Server, cycling_script, fetch, start, stop, wait_for_quiet, wrk  # noqa: E402
 from queries import CATEGORIES, Query, accuracy_queries, is_hit, records, typing_queries  # noqa: E402
 
 from connectors.sig.addressindex import AddressIndex, build_index  # noqa: E402
@@ -134,23 +134,6 @@ def hub_path(q: str) -> str:
 
 def addok_path(q: str, **filters: str) -> str:
     return f"/search/?{urllib.parse.urlencode({'q': q, 'autocomplete': 1, 'limit': 5, **filters})}"
-
-
-def cycling_script(workdir: Path, name: str, paths: list[str]) -> Path:
-    """A wrk script sending ``paths`` in turn, then printing bench/report.lua's result line."""
-    listing = workdir / f"{name}-paths.txt"
-    listing.write_text("\n".join(paths) + "\n")
-    script = workdir / f"{name}.lua"
-    script.write_text(
-        "local paths = {}\n"
-        f'for line in io.lines("{listing}") do paths[#paths + 1] = line end\n'
-        "local i = 0\n"
-        "request = function()\n"
-        "  i = i % #paths + 1\n"
-        '  return wrk.format("GET", paths[i])\n'
-        "end\n" + (HERE.parent / "report.lua").read_text()
-    )
-    return script
 
 
 def median_measure(runs: list[Measure]) -> Measure:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(ROOT))
 
 import benchkit  # noqa: E402
-from benchkit import BenchError, Measure, Server, fetch, start, stop, wait_for_quiet, wrk  # noqa: E402
+from benchkit import BenchError, Measure, Server, cycling_script, fetch, start, stop, wait_for_quiet, wrk  # noqa: E402
 
 from connectors.sig.layers.features import feature_from_geojson  # noqa: E402
 from connectors.sig.layers.spatialindex import FeatureIndex  # noqa: E402
@@ -187,23 +187,6 @@ class Target:
     name: str
     server: Server
     script: Path
-
-
-def cycling_script(workdir: Path, name: str, paths: list[str]) -> Path:
-    """A wrk script sending ``paths`` in turn, then printing bench/report.lua's result line."""
-    listing = workdir / f"{name}-paths.txt"
-    listing.write_text("\n".join(paths) + "\n")
-    script = workdir / f"{name}.lua"
-    script.write_text(
-        "local paths = {}\n"
-        f'for line in io.lines("{listing}") do paths[#paths + 1] = line end\n'
-        "local i = 0\n"
-        "request = function()\n"
-        "  i = i % #paths + 1\n"
-        '  return wrk.format("GET", paths[i])\n'
-        "end\n" + (HERE.parent / "report.lua").read_text()
-    )
-    return script
 
 
 def median_measure(runs: list[Measure]) -> Measure:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from simulators.controls import add_controls
+
 from .geometry import GEOMETRY_TYPES, SPATIAL_RELATIONS, GeometryError, esri_json, geojson, parse_geometry, parse_wkid
 from .geometry import to_storage as geometry_to_storage
 from .model import WGS84, Layer, Service, epsg_of, load_services, reproject, spatial_reference
@@ -519,35 +521,6 @@ def _route(state: State, request: web.Request, params: Params, parts: list[str],
     return _query(state, service, layer, params, f)
 
 
-# -- test controls ------------------------------------------------------------------------------------------------
-
-
-async def set_mode(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        body = await request.json()
-        mode, delay = body["mode"], float(body.get("delay", 0))
-    except (ValueError, KeyError, TypeError):
-        return web.json_response({"error": 'expected {"mode": ..., "delay": seconds}'}, status=400)
-    if mode not in MODES or delay < 0:
-        return web.json_response({"error": f"mode must be one of {', '.join(MODES)}, delay >= 0"}, status=400)
-    state.mode, state.delay = mode, delay
-    return web.json_response({"mode": mode, "delay": delay})
-
-
-async def stats(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return web.json_response(
-        {
-            "mode": state.mode,
-            "total": sum(state.calls.values()),
-            "calls": dict(state.calls),
-            "statuses": dict(state.statuses),
-            "error_codes": dict(state.error_codes),
-        }
-    )
-
-
 def make_app(
     services: dict[str, Service] | None = None,
     *,
@@ -572,6 +545,5 @@ def make_app(
     for method in ("GET", "POST"):
         app.router.add_route(method, PREFIX + "/info", rest_info)
         app.router.add_route(method, PREFIX + "/services{tail:(/.*)?}", services_route)
-    app.router.add_post("/_simulator/mode", set_mode)
-    app.router.add_get("/_simulator/stats", stats)
+    add_controls(app, STATE, MODES, extra_stats=lambda state: {"error_codes": dict(state.error_codes)})
     return app

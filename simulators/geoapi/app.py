@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from passerelle.text import fold
+from simulators.controls import add_controls
 
 from .data import Dataset, Row, bundled_dataset
 
@@ -273,34 +274,6 @@ async def region_departements(request: web.Request) -> web.Response:
     return _answer(state, rows, _fields(request, DEPARTEMENT_FIELDS, scored=False), limit)
 
 
-# -- test controls ------------------------------------------------------------------------------------------------
-
-
-async def set_mode(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        body = await request.json()
-        mode, delay = body["mode"], float(body.get("delay", 0))
-    except (ValueError, KeyError, TypeError):
-        return web.json_response({"error": 'expected {"mode": ..., "delay": seconds}'}, status=400)
-    if mode not in MODES or delay < 0:
-        return web.json_response({"error": f"mode must be one of {', '.join(MODES)}, delay >= 0"}, status=400)
-    state.mode, state.delay = mode, delay
-    return web.json_response({"mode": mode, "delay": delay})
-
-
-async def stats(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return web.json_response(
-        {
-            "mode": state.mode,
-            "total": sum(state.calls.values()),
-            "calls": dict(state.calls),
-            "statuses": dict(state.statuses),
-        }
-    )
-
-
 def make_app(data: Dataset | None = None) -> web.Application:
     """The simulator over ``data`` (default: the bundled referentials, ``load_dataset()`` for another directory)."""
     data = data if data is not None else bundled_dataset()
@@ -324,6 +297,5 @@ def make_app(data: Dataset | None = None) -> web.Application:
     for path, handler in routes:
         app.router.add_get(path, handler)
         app.router.add_get(path + "/", handler)
-    app.router.add_post("/_simulator/mode", set_mode)
-    app.router.add_get("/_simulator/stats", stats)
+    add_controls(app, STATE, MODES)
     return app

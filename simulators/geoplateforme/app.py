@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from simulators.controls import add_controls
+
 from . import batch
 from .data import Address, Place, build_places
 from .params import Query, parse
@@ -150,31 +152,6 @@ async def reverse_csv(request: web.Request) -> web.Response:
     return await batch.reverse_csv(request.app[STATE].index, request)
 
 
-async def set_mode(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        body = await request.json()
-        mode, delay = body["mode"], float(body.get("delay", 0))
-    except (ValueError, KeyError, TypeError):
-        return web.json_response({"error": 'expected {"mode": ..., "delay": seconds}'}, status=400)
-    if mode not in MODES or delay < 0:
-        return web.json_response({"error": f"mode must be one of {', '.join(MODES)}, delay >= 0"}, status=400)
-    state.mode, state.delay = mode, delay
-    return web.json_response({"mode": mode, "delay": delay})
-
-
-async def stats(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return web.json_response(
-        {
-            "mode": state.mode,
-            "total": sum(state.calls.values()),
-            "calls": dict(state.calls),
-            "statuses": dict(state.statuses),
-        }
-    )
-
-
 def make_app(
     addresses: Sequence[Address],
     *,
@@ -198,6 +175,5 @@ def make_app(
         app.router.add_post(path, search_csv)
     for path in ("/reverse/csv", "/reverse/csv/"):
         app.router.add_post(path, reverse_csv)
-    app.router.add_post("/_simulator/mode", set_mode)
-    app.router.add_get("/_simulator/stats", stats)
+    add_controls(app, STATE, MODES)
     return app
