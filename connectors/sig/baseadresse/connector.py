@@ -55,6 +55,7 @@ AddressType = Literal["housenumber", "street", "locality", "municipality"]
 MIN_QUERY = 3  # shorter texts are answered with nothing (the BAN geocoders refuse them)
 MAX_QUERY = 200
 RECORD_KIND = "address"
+FIRST_BUILD_WAIT = 20.0  # seconds, under the availability check's deadline of 25 s
 LEADING_NON_WORD = re.compile(r"^[\W_]+")
 
 CITYCODE = {"pattern": r"^(\d{5}|\d[AB]\d{3})$"}
@@ -170,6 +171,12 @@ class BaseAdresse(Connector):
         await self.areas.refresh()
 
     async def check_status(self) -> None:
+        if self.config.local_enabled and self.local.current() is None:
+            # A first build takes seconds: the first check waits for it rather than report "down" for a whole
+            # availability interval (within the check's own deadline).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_BUILD_WAIT):
+                    await self.local.settled.wait()
         if self.config.local_enabled and self.local.current() is not None:
             return
         if "remote" in self.config.backends:

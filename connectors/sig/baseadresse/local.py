@@ -86,6 +86,8 @@ class LocalIndex:
         self._progress: dict[str, Any] | None = None
         self._error = ""
         self._built = ""
+        # Set once an index is loaded or a build has failed: what a first availability check waits for.
+        self.settled = asyncio.Event()
         # Called with the progress dict on every progress line of a build (the CLI draws a bar with it).
         self.on_progress: Callable[[dict[str, Any]], None] | None = None
 
@@ -120,6 +122,7 @@ class LocalIndex:
             self.log.warning("the saved address index cannot be loaded", error=str(error))
             return self.index is not None
         self.index, self.version = index, version
+        self.settled.set()
         self._state = "ready" if self._state != "building" else self._state
         self._built = self._manifest().get("built", self._built)
         self.log.info("address index loaded", version=version, addresses=len(index.data.hn_number))
@@ -156,6 +159,7 @@ class LocalIndex:
             return True
 
     def _fail(self, reason: str) -> None:
+        self.settled.set()
         self._error = reason
         self._state = "ready" if self.index is not None else "failed"
         self._progress = None

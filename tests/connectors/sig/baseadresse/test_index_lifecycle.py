@@ -7,7 +7,10 @@ import asyncio
 import os
 import shutil
 
+import pytest
+
 from connectors.sig.baseadresse import BaseAdresse
+from passerelle import UpstreamUnavailable
 from passerelle.testing import ADMIN_TOKEN, check_conformance
 from tests.connectors.sig.baseadresse.conftest import SAMPLE, get_json, wait_ready
 
@@ -146,3 +149,18 @@ async def test_check_status(make_ban, hub_client):
     await connector.check_status()
     payload = await get_json(hub_client, "/base-adresse/test/addresses", q="rivoli")
     assert payload["data"]
+
+
+async def test_the_first_availability_check_waits_for_the_first_build(make_ban):
+    connector = await make_ban(wait=False, **LOCAL)
+    assert connector.local.index is None
+    await connector.check_status()  # waits for the build, then says "up"
+    assert connector.local.index is not None
+
+
+async def test_a_failed_first_build_is_down_at_once(make_ban, tmp_path):
+    broken = tmp_path / "broken.csv"
+    broken.write_text("nothing;we;know\n", encoding="utf-8")
+    connector = await make_ban(wait=False, sources=[str(broken)], **LOCAL)
+    with pytest.raises(UpstreamUnavailable, match="could not be built"):
+        await asyncio.wait_for(connector.check_status(), 15)
