@@ -467,7 +467,7 @@ def main() -> None:
         print(
             f"1.24 M target (≤ 60 s, ≤ 300 MB RSS): build {verdict(60, b['build_s'])}, "
             f"memory {verdict(300, b['peak_rss_mb'])}. addok's own figure for as many house numbers (synthetic "
-            "streets, /work/shared/reference/peers.md §2): 51 s and 252 MB of Redis.\n"
+            "streets, ../shared/reference/peers.md §2): 51 s and 252 MB of Redis.\n"
         )
     print(
         f"Serving Paris + 05: the hub process {hub_rss:.0f} MB RSS (peak {hub_peak:.0f} MB) once its index was "

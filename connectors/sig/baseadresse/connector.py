@@ -29,7 +29,7 @@ from connectors.sig.baseadresse.areas import AreaReferentials
 from connectors.sig.baseadresse.config import BaseAdresseConfig
 from connectors.sig.baseadresse.local import LocalIndex
 from connectors.sig.baseadresse.remote import RemoteGeocoder
-from connectors.sig.baseadresse.shapes import address_item, feature_id, nominatim, street_item
+from connectors.sig.baseadresse.shapes import feature_id, nominatim, street_item
 from connectors.sig.coordinates import check_lon_lat, lambert93_to_wgs84
 from passerelle import (
     Connector,
@@ -258,7 +258,11 @@ class BaseAdresse(Connector):
         type: str | None,
         lat: float | None,
         lon: float | None,
+        zipcode: str | None = None,
     ) -> list[dict[str, Any]]:
+        """The features matching a typed text; checks the filters first (one place for every endpoint)."""
+        postcode = _postcode(postcode, zipcode)
+        lat, lon = _point(lat, lon)
         if lat is None and self.config.latitude is not None:
             lat, lon = self.config.latitude, self.config.longitude
         filters = {"postcode": postcode, "citycode": citycode, "type": type, "lat": lat, "lon": lon}
@@ -319,9 +323,8 @@ class BaseAdresse(Connector):
             if not q.strip():
                 raise WrongParameter("missing parameter 'q': the address to find")
             return []
-        lat, lon = _point(lat, lon)
         features = await self._search(
-            text, limit, postcode=_postcode(postcode, zipcode), citycode=citycode, type=type, lat=lat, lon=lon
+            text, limit, postcode=postcode, zipcode=zipcode, citycode=citycode, type=type, lat=lat, lon=lon
         )
         return [nominatim(f) for f in features]
 
@@ -402,15 +405,15 @@ class BaseAdresse(Connector):
     ) -> list[dict[str, Any]]:
         if ident is not None:
             found = await self._lookup(ident)
-            return [address_item(found)] if found else []
+            return [nominatim(found)] if found else []
         text = _query(q)
         if text is None:
             return []
-        lat, lon = _point(lat, lon)
         features = await self._search(
-            text, page_limit, postcode=_postcode(postcode, zipcode), citycode=citycode, type=type, lat=lat, lon=lon
+            text, page_limit, postcode=postcode, zipcode=zipcode, citycode=citycode, type=type, lat=lat, lon=lon
         )
-        return [address_item(f) for f in features]
+        # A Nominatim result is a data-source item already: it has id and text.
+        return [nominatim(f) for f in features]
 
     @endpoint(
         description="Streets as a data source",

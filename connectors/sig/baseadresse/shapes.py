@@ -3,7 +3,8 @@
 - Nominatim's JSON dialect for ``search`` and ``reverse`` (what w.c.s. reads, passerelle.md §5.4):
   ``lat``/``lon`` as strings, ``display_name``, ``address{house_number, road, postcode, city, citycode,
   country}``.
-- Data-source items for ``addresses`` and ``streets``: the same plus ``id`` and ``text``.
+- Data-source items: a Nominatim result carries ``id`` and ``text``, so ``addresses`` answers it as is;
+  ``streets`` answers :func:`street_item`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-__all__ = ["address_item", "feature_id", "nominatim", "street_item"]
+__all__ = ["feature_id", "nominatim", "street_item"]
 
 # BAN properties worth passing on next to Nominatim's keys (Passerelle passes the BAN extras on).
 EXTRAS = ("type", "score", "importance", "context", "district", "x", "y", "distance")
@@ -65,11 +66,6 @@ def nominatim(feature: dict[str, Any]) -> dict[str, Any]:
     }
     result.update({key: props[key] for key in EXTRAS if key in props})
     return result
-
-
-def address_item(feature: dict[str, Any]) -> dict[str, Any]:
-    """An item of the ``addresses`` data source (the Nominatim result is one already: it has id and text)."""
-    return nominatim(feature)
 
 
 def street_item(feature: dict[str, Any]) -> dict[str, Any]:

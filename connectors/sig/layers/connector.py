@@ -15,6 +15,7 @@ in Lambert-93); answers are GeoJSON in WGS84 (RFC 7946).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel
@@ -111,7 +112,7 @@ def _answer(
     return {"err": 0, "data": [with_geometry(f.item(ids, texts), f, geometry) for f in features]}
 
 
-class LayersConnector(Connector):
+class LayersConnector(Connector, ABC):
     config: LayersConfig
 
     def __init__(self, instance: InstanceInfo, config: BaseModel, settings: Settings) -> None:
@@ -119,9 +120,9 @@ class LayersConnector(Connector):
         self._provider: Provider | None = None
         self.named = NamedQueries(self.provider, self.config.queries, self.files_dir, self.logger)
 
+    @abstractmethod
     def build_provider(self) -> Provider:
         """The provider of this instance's server (its protocol, ``self.http``, the config)."""
-        raise NotImplementedError
 
     def provider(self) -> Provider:
         if self._provider is None:
@@ -243,7 +244,7 @@ class LayersConnector(Connector):
             positions = [i for i in positions if str(loaded.items[i]["id"]) == ident]
         if q:
             words = fold(q).split()
-            positions = [i for i in positions if all(w in fold(str(loaded.items[i]["text"])) for w in words)]
+            positions = [i for i in positions if all(w in loaded.folded_texts[i] for w in words)]
         positions = positions[:limit] if limit else positions
         if output == "geojson":
             return to_feature_collection([index.features[i] for i in positions])

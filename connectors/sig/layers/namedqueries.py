@@ -30,7 +30,7 @@ from connectors.sig.layers.features import Feature, FeatureError, feature_from_g
 from connectors.sig.layers.provider import LayerQuery, Provider
 from connectors.sig.layers.spatialindex import FeatureIndex
 from passerelle import HubError, NotFound, UpstreamUnavailable, run_sync
-from passerelle.text import TextTemplate
+from passerelle.text import TextTemplate, fold
 
 __all__ = ["LoadedQuery", "NamedQueries"]
 
@@ -39,6 +39,7 @@ __all__ = ["LoadedQuery", "NamedQueries"]
 class LoadedQuery:
     index: FeatureIndex
     items: list[dict[str, Any]]  # the data-source form of each feature, in index order
+    folded_texts: list[str]  # each item's text folded once, for q= searches
     fetched: str  # ISO time of the fetch
 
 
@@ -129,7 +130,7 @@ class NamedQueries:
         id_template = TextTemplate.parse(definition.id_template) if definition.id_template else None
         text_template = TextTemplate.parse(definition.text_template)
         items = [feature.item(id_template, text_template) for feature in index.features]
-        self._loaded[name] = LoadedQuery(index, items, fetched)
+        self._loaded[name] = LoadedQuery(index, items, [fold(str(item["text"])) for item in items], fetched)
 
     async def refresh(self, name: str, *, force: bool = True) -> bool:
         """Fetch the query's features from the server (once at a time); whether they were replaced."""
